@@ -1,0 +1,77 @@
+"""Strict parsing of email addresses and header values.
+
+The standard library's lenient parsers accept, and once mis-read, strings
+such as ``alice@example.org)<bob@example.org>``. Every address that reaches a
+header or an SMTP envelope goes through :func:`parse_address`, which accepts
+exactly one well-formed address and nothing else.
+"""
+
+from __future__ import annotations
+
+from email import policy
+from email.headerregistry import Address
+from typing import Union
+
+from .exceptions import InvalidMessageError
+
+AddressLike = Union[str, Address, tuple[str, str]]
+
+_header_factory = policy.default.header_factory
+# Defects that do not make an address wrong: non-ASCII local parts are valid
+# with SMTPUTF8, which the mailer negotiates.
+_TOLERATED_DEFECTS = ("NonASCIILocalPartDefect",)
+
+
+def check_header_value(field: str, value: str) -> None:
+    """Reject a header value that could start a new header line."""
+    if not isinstance(value, str):
+        raise InvalidMessageError(f"{field} must be a string, not {value!r}")
+    if "\r" in value or "\n" in value:
+        raise InvalidMessageError(f"{field} contains a line break: {value!r}")
+
+
+def parse_address(value: AddressLike, field: str = "address") -> Address:
+    """Return *value* as one validated :class:`~email.headerregistry.Address`.
+
+    Raises :class:`~pyramid_sendmail.exceptions.InvalidMessageError`, naming
+    *field* and the value, for anything but a single complete address.
+    """
+    if isinstance(value, tuple) and len(value) == 2:
+        name, spec = value
+        check_header_value(field, name)
+        address = _parse_one(spec, field)
+        address = Address(display_name=name, username=address.username, domain=address.domain)
+    elif isinstance(value, Address):
+        check_header_value(field, value.display_name)
+        address = _parse_one(value.addr_spec, field)
+        address = Address(
+            display_name=value.display_name, username=address.username, domain=address.domain
+        )
+    else:
+        address = _parse_one(value, field)
+    return address
+
+
+def _parse_one(value: object, field: str) -> Address:
+    if not isinstance(value, str):
+        raise InvalidMessageError(f"{field} must be a string, not {value!r}")
+    check_header_value(field, value)
+    try:
+        header = _header_factory("To", value)
+        addresses = header.addresses
+        defects = [
+            d for d in header.defects if type(d).__name__ not in _TOLERATED_DEFECTS
+        ]
+    except Exception as exc:  # the parser raises odd errors on odd input
+        raise InvalidMessageError(f"{field} {value!r} is not a valid address") from exc
+    if defects or len(addresses) != 1:
+        raise InvalidMessageError(f"{field} {value!r} is not exactly one valid address")
+    address = addresses[0]
+    if not address.username or not address.domain or " " in address.domain:
+        raise InvalidMessageError(f"{field} {value!r} needs a local part and a domain")
+    # Round trip: what we would write must read back as the same mailbox,
+    # which rules out the ambiguous forms the lenient parser guesses at.
+    again = _header_factory("To", str(address)).addresses
+    if len(again) != 1 or again[0].addr_spec != address.addr_spec:
+        raise InvalidMessageError(f"{field} {value!r} is ambiguous")
+    return address

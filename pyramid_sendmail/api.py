@@ -1,0 +1,146 @@
+"""``request.mailer``: the object an application sends mail through."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+import transaction
+from zope.interface import Interface
+
+from .delivery import deliver_now
+from .envelope import Envelope, prepare
+from .events import EventSink, immediate_event_sink, request_event_sink
+from .exceptions import SendmailError
+from .interfaces import IDirectMailDelivery, IMailer, IQueuedMailDelivery
+from .message import Message
+
+log = logging.getLogger(__name__)
+
+MessageLike = Message | EmailMessage
+
+
+class IMailSetup(Interface):
+    """Marker for the :class:`MailSetup` utility (private)."""
+
+
+@dataclass
+class MailSetup:
+    """What the include configured, kept on the registry."""
+
+    mailer: IMailer
+    delivery: IDirectMailDelivery | IQueuedMailDelivery
+    queued_delivery: IQueuedMailDelivery | None = None
+    default_sender: str | None = None
+    redirect_to: str | None = None
+    #: Called with each message as ``send()`` takes it (the testing outbox).
+    observers: list[Callable[[Any], None]] = field(default_factory=list)
+    #: False when the testing include has swapped the mailer.
+    start_processor: bool = True
+
+
+class RequestMailer:
+    """Sends mail within a transaction; ``request.mailer`` is one of these.
+
+    :meth:`send` delivers when the transaction commits, directly or through
+    the queue as configured; :meth:`send_to_queue` always queues;
+    :meth:`send_immediately` and :meth:`send_to_queue_immediately` act now,
+    outside any transaction. Each returns the message id (the Message-ID
+    without angle brackets).
+    """
+
+    def __init__(
+        self,
+        registry: Any,
+        transaction_manager: transaction.TransactionManager | None = None,
+        events: EventSink | None = None,
+    ) -> None:
+        self.registry = registry
+        self.transaction_manager = transaction_manager or transaction.manager
+        self._events = events or immediate_event_sink(registry)
+
+    @property
+    def setup(self) -> MailSetup:
+        setup = self.registry.queryUtility(IMailSetup)
+        if setup is None:
+            raise SendmailError(
+                "pyramid_sendmail is not configured: call config.include('pyramid_sendmail')"
+            )
+        return setup  # type: ignore[no-any-return]
+
+    @property
+    def mailer(self) -> IMailer:
+        """The configured :class:`~pyramid_sendmail.interfaces.IMailer`."""
+        return self.setup.mailer
+
+    def send(self, message: MessageLike) -> str:
+        """Send *message* if and when the current transaction commits."""
+        setup = self.setup
+        envelope = self._prepare(setup, message)
+        return setup.delivery.send(envelope, self.transaction_manager, self._events)
+
+    def send_to_queue(self, message: MessageLike) -> str:
+        """Queue *message* if and when the current transaction commits."""
+        setup = self.setup
+        envelope = self._prepare(setup, message)
+        return self._queue(setup).send(envelope, self.transaction_manager, self._events)
+
+    def send_immediately(self, message: MessageLike) -> str:
+        """Send *message* now, whatever becomes of the transaction.
+
+        Raises :class:`~pyramid_sendmail.MailDeliveryError` when no recipient
+        accepted it.
+        """
+        setup = self.setup
+        envelope = self._prepare(setup, message)
+        with setup.mailer.session() as session:
+            error = deliver_now(session, envelope, self._events)
+        if error is not None:
+            raise error
+        return envelope.message_id
+
+    def send_to_queue_immediately(self, message: MessageLike) -> str:
+        """Write *message* into the queue now, outside any transaction.
+
+        For code that runs where no transaction will commit (a script, an
+        after-commit hook). It is as durable as :meth:`send_to_queue`.
+        """
+        setup = self.setup
+        envelope = self._prepare(setup, message)
+        return self._queue(setup).enqueue_now(envelope)
+
+    def _prepare(self, setup: MailSetup, message: MessageLike) -> Envelope:
+        envelope = prepare(message, setup.default_sender, setup.redirect_to)
+        for observer in setup.observers:
+            observer(message)
+        return envelope
+
+    def _queue(self, setup: MailSetup) -> IQueuedMailDelivery:
+        if setup.queued_delivery is None:
+            raise SendmailError("queuing mail needs mail.queue_path to be set")
+        return setup.queued_delivery
+
+
+def request_mailer(request: Any) -> RequestMailer:
+    """The ``request.mailer`` property: bound to ``request.tm``."""
+    manager = getattr(request, "tm", None)
+    return RequestMailer(request.registry, manager, request_event_sink(request))
+
+
+def get_mailer(request_or_registry: Any) -> RequestMailer:
+    """Return the mailer of a request, or of a registry outside requests.
+
+    With a request that has ``request.mailer`` this is that object. A
+    :class:`pyramid.testing.DummyRequest` or a bare registry gets a mailer
+    bound to the request's ``tm`` or to the thread's transaction manager.
+    """
+    if hasattr(request_or_registry, "registry"):
+        request = request_or_registry
+        mailer = getattr(request, "mailer", None)
+        if isinstance(mailer, RequestMailer):
+            return mailer
+        return RequestMailer(request.registry, getattr(request, "tm", None))
+    return RequestMailer(request_or_registry)

@@ -1,0 +1,112 @@
+"""``config.include('pyramid_sendmail')``: settings in, utilities out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
+from pyramid.path import DottedNameResolver
+from pyramid.tweens import MAIN
+
+from .api import IMailSetup, MailSetup, request_mailer
+from .delivery import DirectMailDelivery, QueuedMailDelivery
+from .interfaces import IMailDelivery, IMailer, IQueuedMailDelivery
+from .mailers import ConsoleMailer, FileMailer, SendmailMailer
+from .settings import parse_settings
+from .smtp import SMTPMailer
+
+log = logging.getLogger(__name__)
+
+_INCLUDED = "pyramid_sendmail.included"
+
+
+def includeme(config: Configurator) -> None:
+    """Configure mail from the ``mail.*`` settings.
+
+    Registers the mailer (:class:`~pyramid_sendmail.interfaces.IMailer`) and
+    the delivery as utilities, adds ``request.mailer`` and the tween that
+    dispatches mail events after the request's transaction, and, with
+    ``mail.queue_processor = thread``, starts the queue processor once the
+    application is created. Including it again does nothing.
+    """
+    registry = config.registry
+    if getattr(registry, _INCLUDED, False):
+        return
+    setattr(registry, _INCLUDED, True)
+    values = parse_settings(registry.settings or {})
+    mailer = registry.queryUtility(IMailer) or build_mailer(values, registry.settings)
+    setup = build_setup(values, mailer)
+    register_setup(registry, setup)
+    config.add_request_method(request_mailer, "mailer", reify=True)
+    config.add_tween(
+        "pyramid_sendmail.events.event_tween_factory",
+        over=("pyramid_tm.tm_tween_factory", MAIN),
+    )
+    if values["queue_processor"] == "thread" and setup.queued_delivery is not None:
+        from .processor_thread import start_with_application
+
+        start_with_application(config, values, setup)
+
+
+def build_mailer(values: dict[str, Any], settings: Any = None) -> IMailer:
+    """Build the mailer that ``mail.mailer`` names from parsed *values*."""
+    kind = values["mailer"]
+    if kind == "smtp":
+        return SMTPMailer(
+            host=values["host"],
+            port=values["port"],
+            username=values["username"],
+            password=values["password"],
+            tls=values["tls"],
+            ssl=values["ssl"],
+            keyfile=values["keyfile"],
+            certfile=values["certfile"],
+            cafile=values["cafile"],
+            verify=values["verify"],
+            timeout=values["timeout"],
+            debug=values["debug"],
+            allow_insecure_auth=values["allow_insecure_auth"],
+            local_hostname=values["local_hostname"],
+            pipelining=values["pipelining"],
+        )
+    if kind == "sendmail":
+        return SendmailMailer(values["sendmail_app"])
+    if kind == "file":
+        return FileMailer(os.path.abspath(values["file_path"]))
+    if kind == "console":
+        return ConsoleMailer()
+    try:
+        factory = DottedNameResolver().resolve(kind)
+    except (ImportError, ValueError) as exc:
+        raise ConfigurationError(f"mail.mailer {kind!r} cannot be imported: {exc}") from exc
+    return factory(dict(settings or {}))  # type: ignore[no-any-return]
+
+
+def build_setup(values: dict[str, Any], mailer: IMailer) -> MailSetup:
+    """Build the deliveries around *mailer* as the parsed *values* say."""
+    queued = None
+    if values["queue_path"]:
+        from .queue import open_queue
+
+        queue = open_queue(values["queue_path"], values["claim_timeout"])
+        queued = QueuedMailDelivery(queue)
+    delivery = queued if values["delivery"] == "queued" else DirectMailDelivery(mailer)
+    return MailSetup(
+        mailer=mailer,
+        delivery=delivery,  # type: ignore[arg-type]
+        queued_delivery=queued,
+        default_sender=values["default_sender"],
+        redirect_to=values["redirect_to"],
+    )
+
+
+def register_setup(registry: Any, setup: MailSetup) -> None:
+    """Register *setup* and its parts as utilities of *registry*."""
+    registry.registerUtility(setup, IMailSetup)
+    registry.registerUtility(setup.mailer, IMailer)
+    registry.registerUtility(setup.delivery, IMailDelivery)
+    if setup.queued_delivery is not None:
+        registry.registerUtility(setup.queued_delivery, IQueuedMailDelivery)

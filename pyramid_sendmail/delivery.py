@@ -1,0 +1,248 @@
+"""Deliveries: join the transaction, and deliver or queue only on commit."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import transaction
+from transaction.interfaces import NoTransaction
+from zope.interface import implementer
+
+from .envelope import Envelope
+from .events import EventSink, MailFailed, MailSent
+from .exceptions import MailDeliveryError, TransactionStateError
+from .interfaces import IDirectMailDelivery, IMailer, IMailQueue, IQueuedMailDelivery
+
+log = logging.getLogger(__name__)
+
+_JOINABLE = ("Active", "Doomed")
+
+
+class _MailDataManager:
+    """Holds one transaction's messages for one delivery.
+
+    The transaction calls these methods; they defer to the delivery for what
+    voting and finishing mean. Abort and tpc_abort never raise and may be
+    called more than once.
+    """
+
+    def __init__(self, delivery: _Delivery, manager: transaction.TransactionManager) -> None:
+        self.delivery = delivery
+        self.transaction_manager = manager
+        self.pending: list[tuple[Envelope, EventSink]] = []
+        self.prepared: list[Any] = []
+
+    def sortKey(self) -> str:  # noqa: N802 (the transaction package's name)
+        # Vote before zope.sqlalchemy ("z_sqlalchemy..."), which commits the
+        # database in its own vote: a full disk then aborts everything.
+        return f"pyramid_sendmail:{id(self):x}"
+
+    def abort(self, txn: Any) -> None:
+        self.pending.clear()
+        self._discard_prepared()
+
+    def tpc_begin(self, txn: Any) -> None:
+        pass
+
+    def commit(self, txn: Any) -> None:
+        pass
+
+    def tpc_vote(self, txn: Any) -> None:
+        self.prepared = self.delivery._vote(self.pending)
+
+    def tpc_finish(self, txn: Any) -> None:
+        prepared, self.prepared = self.prepared, []
+        try:
+            self.delivery._finish(prepared)
+        except Exception:
+            log.exception("finishing queued mail failed after the commit")
+
+    def tpc_abort(self, txn: Any) -> None:
+        self.abort(txn)
+
+    def savepoint(self) -> _Savepoint:
+        return _Savepoint(self, len(self.pending))
+
+    def _discard_prepared(self) -> None:
+        prepared, self.prepared = self.prepared, []
+        if prepared:
+            try:
+                self.delivery._discard(prepared)
+            except Exception:
+                log.exception("removing prepared mail after an abort failed")
+
+
+class _Savepoint:
+    def __init__(self, manager: _MailDataManager, length: int) -> None:
+        self.manager = manager
+        self.length = length
+
+    def rollback(self) -> None:
+        del self.manager.pending[self.length :]
+
+
+class _Delivery:
+    """What both deliveries share: joining the transaction."""
+
+    def send(
+        self,
+        envelope: Envelope,
+        transaction_manager: transaction.TransactionManager | None = None,
+        events: EventSink | None = None,
+    ) -> str:
+        """Deliver *envelope* when the transaction commits; return its id."""
+        manager = transaction_manager or transaction.manager
+        data_manager = self._data_manager(manager)
+        data_manager.pending.append((envelope, events or _ignore))
+        return envelope.message_id
+
+    def _data_manager(self, manager: transaction.TransactionManager) -> _MailDataManager:
+        try:
+            txn = manager.get()
+        except NoTransaction:
+            raise TransactionStateError("not begun") from None
+        status = str(getattr(txn, "status", "Active"))
+        if status not in _JOINABLE:
+            raise TransactionStateError(status.lower())
+        try:
+            return txn.data(self)  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        data_manager = _MailDataManager(self, manager)
+        txn.join(data_manager)
+        txn.set_data(self, data_manager)
+        self._joined(txn, data_manager)
+        return data_manager
+
+    def _joined(self, txn: Any, data_manager: _MailDataManager) -> None:
+        """Called once per transaction, when a data manager joins it."""
+
+    def _vote(self, pending: list[tuple[Envelope, EventSink]]) -> list[Any]:
+        return []
+
+    def _finish(self, prepared: list[Any]) -> None:
+        pass
+
+    def _discard(self, prepared: list[Any]) -> None:
+        pass
+
+
+@implementer(IDirectMailDelivery)
+class DirectMailDelivery(_Delivery):
+    """Hand committed messages to *mailer* right after the commit.
+
+    Sending happens in an after-commit hook, outside the two-phase commit,
+    so a mail failure can never fail the commit: it is logged and announced
+    as :class:`~pyramid_sendmail.events.MailFailed`.
+    """
+
+    def __init__(self, mailer: IMailer) -> None:
+        self.mailer = mailer
+
+    def _joined(self, txn: Any, data_manager: _MailDataManager) -> None:
+        txn.addAfterCommitHook(self._after_commit, (data_manager,))
+
+    def _after_commit(self, committed: bool, data_manager: _MailDataManager) -> None:
+        pending, data_manager.pending = data_manager.pending, []
+        if not committed or not pending:
+            return
+        with self.mailer.session() as session:
+            for envelope, events in pending:
+                deliver_now(session, envelope, events)
+
+
+def deliver_now(session: Any, envelope: Envelope, events: EventSink) -> BaseException | None:
+    """Send *envelope* through *session*, log it, announce the outcome.
+
+    Never raises: returns the error when no recipient accepted the message,
+    after logging it and announcing MailFailed; None otherwise.
+    """
+    started = time.monotonic()
+    try:
+        result = session.send(envelope.sender, envelope.recipients, envelope.data)
+    except Exception as exc:
+        if isinstance(exc, MailDeliveryError):
+            log_attempt(envelope, started, f"failed ({exc})", logging.ERROR)
+        else:
+            log.exception("mailer raised an unexpected error for %s", envelope.message_id)
+        events(MailFailed(envelope, exc))
+        return exc
+    log_attempt(envelope, started, describe(result))
+    events(MailSent(envelope, result.accepted))
+    if result.refused:
+        error = MailDeliveryError(
+            "some recipients were refused", temporary=False, refused=result.refused
+        )
+        events(MailFailed(envelope, error, list(result.refused)))
+    return None
+
+
+def describe(result: Any) -> str:
+    """A short outcome for the log line."""
+    if result.refused:
+        return f"sent, {len(result.refused)} recipient(s) refused: {result.refused}"
+    return "sent"
+
+
+def log_attempt(
+    envelope: Envelope, started: float, outcome: str, level: int = logging.INFO
+) -> None:
+    """One log line per delivery attempt: id, recipients, outcome, time."""
+    log.log(
+        level,
+        "mail %s to %d recipient(s): %s in %.3fs",
+        envelope.message_id,
+        len(envelope.recipients),
+        outcome,
+        time.monotonic() - started,
+    )
+
+
+@implementer(IQueuedMailDelivery)
+class QueuedMailDelivery(_Delivery):
+    """Write committed messages durably into *queue*.
+
+    Each message is written and fsynced in ``tpc_vote`` (so a full disk
+    aborts the transaction before anything commits) and published with one
+    atomic rename in ``tpc_finish``. *on_publish* is called after a commit
+    that published mail (the processor thread uses it to wake at once).
+    """
+
+    def __init__(self, queue: IMailQueue, on_publish: Callable[[], None] | None = None):
+        self.queue = queue
+        self.on_publish = on_publish
+
+    def enqueue_now(self, envelope: Envelope) -> str:
+        """Write *envelope* into the queue at once, outside any transaction."""
+        self.queue.add(envelope)
+        self._published()
+        return envelope.message_id
+
+    def _vote(self, pending: list[tuple[Envelope, EventSink]]) -> list[Any]:
+        prepared: list[Any] = []
+        try:
+            for envelope, _events in pending:
+                prepared.append(self.queue.prepare(envelope))
+        except BaseException:
+            self.queue.discard(prepared)
+            raise
+        return prepared
+
+    def _finish(self, prepared: list[Any]) -> None:
+        if prepared:
+            self.queue.publish(prepared)
+            self._published()
+
+    def _discard(self, prepared: list[Any]) -> None:
+        self.queue.discard(prepared)
+
+    def _published(self) -> None:
+        if self.on_publish is not None:
+            self.on_publish()
+
+
+def _ignore(event: Any) -> None:
+    pass

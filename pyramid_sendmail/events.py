@@ -1,0 +1,130 @@
+"""Events announcing what became of each message, and their dispatch.
+
+Events are never dispatched while a transaction commits. Inside a request,
+the deliveries hand them to a buffer on the request and :func:`event_tween`
+(placed over pyramid_tm's tween) notifies each one after the request's
+transaction has ended, in a fresh transaction of ``request.tm``. The queue
+processor does the same from its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from email.message import EmailMessage
+from typing import Any
+
+import transaction
+from zope.interface import implementer
+
+from .envelope import Envelope
+from .interfaces import IMailDeferredEvent, IMailErrorEvent, IMailEvent, IMailSentEvent
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[IMailEvent], None]
+_BUFFER_KEY = "pyramid_sendmail.events"
+
+
+@implementer(IMailEvent)
+class MailEvent:
+    """What every event carries: the message id, message and recipients."""
+
+    def __init__(self, envelope: Envelope, recipients: Sequence[str] | None = None) -> None:
+        self._envelope = envelope
+        self.message_id = envelope.message_id
+        self.recipients = tuple(envelope.recipients if recipients is None else recipients)
+
+    @property
+    def message(self) -> EmailMessage:
+        """The message, as an :class:`~email.message.EmailMessage`."""
+        return self._envelope.message
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.message_id} {list(self.recipients)}>"
+
+
+@implementer(IMailSentEvent)
+class MailSent(MailEvent):
+    """The relay accepted the message for :attr:`recipients`."""
+
+
+@implementer(IMailErrorEvent)
+class MailFailed(MailEvent):
+    """The message will not reach :attr:`recipients`; :attr:`error` says why."""
+
+    def __init__(
+        self, envelope: Envelope, error: BaseException, recipients: Sequence[str] | None = None
+    ) -> None:
+        super().__init__(envelope, recipients)
+        self.error = error
+
+
+@implementer(IMailDeferredEvent)
+class MailDeferred(MailEvent):
+    """Delivery failed for now; it is tried again at :attr:`retry_at`."""
+
+    def __init__(
+        self,
+        envelope: Envelope,
+        error: BaseException,
+        retry_at: float,
+        recipients: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(envelope, recipients)
+        self.error = error
+        self.retry_at = retry_at
+
+
+def notify_in_transaction(
+    registry: Any, event: IMailEvent, manager: transaction.TransactionManager
+) -> None:
+    """Notify subscribers of *event* inside a fresh transaction of *manager*.
+
+    A subscriber that raises is logged and its transaction aborted; the error
+    goes no further.
+    """
+    manager.begin()
+    try:
+        registry.notify(event)
+        manager.commit()
+    except Exception:
+        log.exception("a subscriber to %r failed; its transaction was aborted", event)
+        try:
+            manager.abort()
+        except Exception:
+            log.exception("aborting after a failed subscriber failed too")
+
+
+def request_event_sink(request: Any) -> EventSink:
+    """Return a sink that keeps events on *request* for :func:`event_tween`."""
+    buffer = request.environ.setdefault(_BUFFER_KEY, [])
+    return buffer.append
+
+
+def immediate_event_sink(registry: Any) -> EventSink:
+    """Return a sink that notifies at once (used outside requests)."""
+
+    def notify(event: IMailEvent) -> None:
+        try:
+            registry.notify(event)
+        except Exception:
+            log.exception("a subscriber to %r failed", event)
+
+    return notify
+
+
+def event_tween_factory(handler: Callable[[Any], Any], registry: Any) -> Callable[[Any], Any]:
+    """Dispatch the request's mail events once its transaction has ended."""
+
+    def event_tween(request: Any) -> Any:
+        try:
+            return handler(request)
+        finally:
+            events = request.environ.pop(_BUFFER_KEY, None)
+            if events:
+                manager = getattr(request, "tm", None) or transaction.manager
+                for event in events:
+                    notify_in_transaction(registry, event, manager)
+
+    return event_tween

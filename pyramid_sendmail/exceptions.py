@@ -1,0 +1,58 @@
+"""Errors raised by pyramid_sendmail. They all derive from SendmailError."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class SendmailError(Exception):
+    """The base of every error this package raises."""
+
+
+class InvalidMessageError(SendmailError, ValueError):
+    """A message cannot be sent as it stands (raised by ``send()``)."""
+
+
+class TransactionStateError(SendmailError):
+    """``send()`` was called where no transaction can be joined."""
+
+    def __init__(self, status: object) -> None:
+        self.status = status
+        super().__init__(
+            f"cannot join a transaction to send mail: the transaction is {status} "
+            "(in an after-commit hook, for example), so the message would never "
+            "be sent. Use send_immediately() to send now, or send() from inside "
+            "an active transaction."
+        )
+
+
+class MailDeliveryError(SendmailError):
+    """A mailer could not deliver a message.
+
+    :attr:`temporary` is true for failures worth retrying (a 4xx reply, a
+    timeout, a refused or dropped connection, a rejected login) and false for
+    permanent ones (a 5xx reply). :attr:`refused` maps each refused recipient
+    to its ``(code, reply)``; :attr:`accepted` lists the recipients that did
+    take the message before the failure.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        temporary: bool,
+        code: int | None = None,
+        refused: Mapping[str, tuple[int, str]] | None = None,
+        accepted: tuple[str, ...] = (),
+    ) -> None:
+        self.reason = reason
+        self.temporary = temporary
+        self.code = code
+        self.refused = dict(refused or {})
+        self.accepted = tuple(accepted)
+        super().__init__(reason)
+
+    def __str__(self) -> str:
+        kind = "temporary" if self.temporary else "permanent"
+        code = f" {self.code}" if self.code is not None else ""
+        return f"{kind} failure{code}: {self.reason}"

@@ -1,0 +1,369 @@
+"""Deliver over SMTP: TLS, authentication, connection reuse and pipelining."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+from zope.interface import implementer
+
+from .exceptions import MailDeliveryError
+from .interfaces import ISMTPMailer
+from .results import SendResult
+
+SMTPFactory = Callable[..., smtplib.SMTP]
+
+
+@implementer(ISMTPMailer)
+class SMTPMailer:
+    """Send mail through an SMTP relay.
+
+    *tls* requires STARTTLS; *ssl* speaks TLS from the first byte (port 465).
+    Certificates and host names are verified unless *verify* is false;
+    *cafile* names the CAs to trust instead of the system's. A *password* is
+    only ever sent over TLS unless *allow_insecure_auth* is set. *timeout*
+    bounds every network operation, in seconds.
+    """
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        ssl: bool = False,
+        keyfile: str | None = None,
+        certfile: str | None = None,
+        cafile: str | None = None,
+        verify: bool = True,
+        timeout: float = 10.0,
+        debug: int = 0,
+        allow_insecure_auth: bool = False,
+        local_hostname: str | None = None,
+        pipelining: bool = True,
+        smtp_factory: SMTPFactory | None = None,
+    ) -> None:
+        if tls and ssl:
+            raise ValueError("choose STARTTLS (tls) or implicit TLS (ssl), not both")
+        if username and not (tls or ssl or allow_insecure_auth):
+            raise ValueError(
+                "refusing to send a password over an unencrypted connection: "
+                "enable tls or ssl (or allow_insecure_auth)"
+            )
+        self.host = host
+        self.port = port if port is not None else (465 if ssl else 25)
+        self.username = username
+        self.password = password
+        self.tls = tls
+        self.ssl = ssl
+        self.keyfile = keyfile
+        self.certfile = certfile
+        self.cafile = cafile
+        self.verify = verify
+        self.timeout = timeout
+        self.debug = debug
+        self.local_hostname = local_hostname
+        self.pipelining = pipelining
+        self._smtp_factory = smtp_factory
+        self._context: ssl.SSLContext | None = None
+
+    def __repr__(self) -> str:
+        # Never show the password.
+        return f"<SMTPMailer {self.host}:{self.port} user={self.username!r}>"
+
+    def session(self) -> SMTPSession:
+        """Return a session that reuses one connection for many messages."""
+        return SMTPSession(self)
+
+    def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
+        """Deliver one message over a connection of its own."""
+        with self.session() as session:
+            return session.send(sender, recipients, message)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context, built once: verification on unless disabled."""
+        if self._context is None:
+            context = ssl.create_default_context(cafile=self.cafile)
+            if not self.verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            if self.certfile:
+                context.load_cert_chain(self.certfile, self.keyfile)
+            self._context = context
+        return self._context
+
+    def connect(self) -> smtplib.SMTP:
+        """Open, secure and authenticate a connection; errors are classified."""
+        try:
+            return self._connect()
+        except MailDeliveryError:
+            raise
+        except Exception as exc:
+            raise classify(exc, f"connecting to {self.host}:{self.port}") from exc
+
+    def _connect(self) -> smtplib.SMTP:
+        kwargs: dict[str, Any] = {"timeout": self.timeout}
+        if self.local_hostname:
+            kwargs["local_hostname"] = self.local_hostname
+        if self._smtp_factory is not None:
+            conn = self._smtp_factory(self.host, self.port, **kwargs)
+        elif self.ssl:
+            conn = smtplib.SMTP_SSL(self.host, self.port, context=self.ssl_context(), **kwargs)
+        else:
+            conn = smtplib.SMTP(self.host, self.port, **kwargs)
+        try:
+            conn.set_debuglevel(self.debug)
+            conn.ehlo_or_helo_if_needed()
+            if self.tls:
+                if not conn.has_extn("starttls"):
+                    raise MailDeliveryError(
+                        f"{self.host}:{self.port} does not offer STARTTLS, "
+                        "which mail.tls requires",
+                        temporary=True,
+                    )
+                conn.starttls(context=self.ssl_context())
+                conn.ehlo()
+            if self.username:
+                # smtplib's debug output would print the encoded password.
+                conn.set_debuglevel(0)
+                conn.login(self.username, self.password or "")
+                conn.set_debuglevel(self.debug)
+        except BaseException:
+            _close_quietly(conn)
+            raise
+        return conn
+
+
+class SMTPSession:
+    """One SMTP connection used for a batch of messages.
+
+    The connection opens on the first ``send`` and is reopened once when the
+    server dropped it while idle; ``close`` (or leaving the ``with`` block)
+    ends it with QUIT.
+    """
+
+    def __init__(self, mailer: SMTPMailer) -> None:
+        self.mailer = mailer
+        self._conn: smtplib.SMTP | None = None
+        self.connections = 0
+
+    def __enter__(self) -> SMTPSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Say QUIT and close the connection, ignoring any error."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except Exception:
+                _close_quietly(conn)
+
+    def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
+        """Transmit one message; see :meth:`pyramid_sendmail.IMailer.send`."""
+        reused = self._conn is not None
+        conn = self._connection()
+        try:
+            return self._transmit(conn, sender, recipients, message)
+        except _StaleConnection:
+            # The server closed an idle connection before our first command
+            # of this message: nothing was sent, so reconnecting is safe.
+            self._abandon()
+            if not reused:
+                raise MailDeliveryError(
+                    f"{self.mailer.host}:{self.mailer.port} closed the connection",
+                    temporary=True,
+                ) from None
+            return self._transmit(self._connection(), sender, recipients, message)
+        except MailDeliveryError as exc:
+            if exc.code is None:
+                self._abandon()
+            raise
+        except Exception as exc:
+            self._abandon()
+            raise classify(exc, "sending") from exc
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._conn is None:
+            self._conn = self.mailer.connect()
+            self.connections += 1
+        return self._conn
+
+    def _abandon(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _close_quietly(conn)
+
+    def _transmit(
+        self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str], message: bytes
+    ) -> SendResult:
+        options = _mail_options(conn, sender, recipients, self.mailer)
+        commands = [_command("MAIL FROM:", sender, options)]
+        commands += [_command("RCPT TO:", r, []) for r in recipients]
+        if self.mailer.pipelining and conn.has_extn("pipelining"):
+            replies = _pipeline(conn, [*commands, b"DATA\r\n"])
+        else:
+            replies = _lockstep(conn, commands)
+        mail_code, mail_reply = replies[0]
+        if mail_code != 250:
+            _reset(conn, replies, len(commands))
+            raise reply_error(mail_code, mail_reply, "MAIL FROM refused")
+        refused = {
+            r: reply
+            for r, reply in zip(recipients, replies[1 : len(commands)])
+            if reply[0] not in (250, 251)
+        }
+        accepted = tuple(r for r in recipients if r not in refused)
+        if not accepted:
+            _reset(conn, replies, len(commands))
+            temporary = any(400 <= code < 500 for code, _ in refused.values())
+            raise MailDeliveryError(
+                "every recipient was refused", temporary=temporary,
+                code=next(iter(refused.values()))[0], refused=refused,
+            )
+        if len(replies) > len(commands):
+            data_code, data_reply = replies[-1]
+        else:
+            conn.putcmd("data")
+            data_code, data_reply = conn.getreply()
+        if data_code != 354:
+            _reset(conn, [], 0)
+            raise reply_error(data_code, data_reply, "DATA refused", refused, accepted)
+        conn.send(_dot_stuff(message))
+        code, reply = conn.getreply()
+        if code != 250:
+            raise reply_error(code, reply, "message refused", refused, accepted)
+        return SendResult(accepted=accepted, refused=refused)
+
+
+class _StaleConnection(Exception):
+    """The connection was closed before this message's first reply."""
+
+
+def _mail_options(
+    conn: smtplib.SMTP, sender: str, recipients: Sequence[str], mailer: SMTPMailer
+) -> list[str]:
+    if all(a.isascii() for a in (sender, *recipients)):
+        return []
+    if not conn.has_extn("smtputf8"):
+        raise MailDeliveryError(
+            f"an address is not ASCII and {mailer.host}:{mailer.port} "
+            "does not offer SMTPUTF8",
+            temporary=False,
+        )
+    options = ["SMTPUTF8"]
+    if conn.has_extn("8bitmime"):
+        options.append("BODY=8BITMIME")
+    return options
+
+
+def _command(verb: str, address: str, options: list[str]) -> bytes:
+    line = f"{verb}<{address}>" + "".join(" " + o for o in options) + "\r\n"
+    return line.encode("utf-8")
+
+
+def _pipeline(conn: smtplib.SMTP, commands: list[bytes]) -> list[tuple[int, bytes]]:
+    """Send every command at once (RFC 2920) and read the replies in order."""
+    try:
+        conn.send(b"".join(commands))
+        first = conn.getreply()
+    except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+        raise _StaleConnection() from exc
+    return [first] + [conn.getreply() for _ in commands[1:]]
+
+
+def _lockstep(conn: smtplib.SMTP, commands: list[bytes]) -> list[tuple[int, bytes]]:
+    replies = []
+    for index, command in enumerate(commands):
+        try:
+            conn.send(command)
+            replies.append(conn.getreply())
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            if index == 0:
+                raise _StaleConnection() from exc
+            raise
+        if index == 0 and replies[0][0] != 250:
+            break
+    return replies
+
+
+def _reset(conn: smtplib.SMTP, replies: list[tuple[int, bytes]], sent: int) -> None:
+    """Leave the connection ready for the next message."""
+    if len(replies) > sent and replies[-1][0] == 354:
+        # DATA was accepted in a pipeline though no recipient was: an empty
+        # message ends it, and a conforming server then refuses that message.
+        conn.send(b".\r\n")
+        conn.getreply()
+    try:
+        conn.rset()
+    except smtplib.SMTPException:
+        # The next message will find the connection stale and reconnect.
+        pass
+
+
+def _dot_stuff(message: bytes) -> bytes:
+    if message.startswith(b"."):
+        message = b"." + message
+    message = message.replace(b"\r\n.", b"\r\n..")
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    return message + b".\r\n"
+
+
+def reply_error(
+    code: int,
+    reply: bytes,
+    what: str,
+    refused: dict[str, tuple[int, bytes]] | None = None,
+    accepted: tuple[str, ...] = (),
+) -> MailDeliveryError:
+    """Build the error for an SMTP reply: 4xx is temporary, 5xx permanent."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return MailDeliveryError(
+        f"{what}: {code} {text}",
+        temporary=not 500 <= code < 600,
+        code=code,
+        refused=refused,  # type: ignore[arg-type]
+        accepted=accepted,
+    )
+
+
+def classify(exc: BaseException, doing: str) -> MailDeliveryError:
+    """Turn a library or socket error into a classified MailDeliveryError."""
+    if isinstance(exc, smtplib.SMTPResponseException) and not isinstance(
+        exc, smtplib.SMTPAuthenticationError
+    ):
+        return reply_error(exc.smtp_code, exc.smtp_error, doing)
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return MailDeliveryError(
+            f"authentication failed: {exc.smtp_code}", temporary=True, code=exc.smtp_code
+        )
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return MailDeliveryError(f"{doing}: {exc}", temporary=False)
+    if isinstance(exc, ssl.SSLError):
+        return MailDeliveryError(f"TLS failed while {doing}: {exc}", temporary=True)
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return MailDeliveryError(f"timed out while {doing}", temporary=True)
+    if isinstance(exc, (OSError, smtplib.SMTPException)):
+        return MailDeliveryError(f"{doing}: {exc}", temporary=True)
+    return MailDeliveryError(f"{doing}: {exc!r}", temporary=True)
+
+
+def _close_quietly(conn: smtplib.SMTP) -> None:
+    try:
+        conn.close()
+    except Exception:
+        pass

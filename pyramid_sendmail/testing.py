@@ -1,0 +1,133 @@
+"""Testing support: keep the real deliveries, swap in an in-memory mailer.
+
+``config.include('pyramid_sendmail.testing')`` (before or after
+``pyramid_sendmail``) replaces the configured mailer with an
+:class:`InMemoryMailer` and makes ``send()`` deliver directly to it when the
+transaction commits. Its :attr:`~InMemoryMailer.outbox` records every message
+when ``send()`` is called, as pyramid_mailer's testing mailer did; its
+:attr:`~InMemoryMailer.delivered` list holds only what committed
+transactions handed over. The queue processor thread is not started.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
+from typing import Any
+
+from pyramid.config import Configurator
+from zope.interface import implementer
+
+from .api import IMailSetup, MailSetup
+from .config import register_setup
+from .delivery import DirectMailDelivery
+from .exceptions import MailDeliveryError
+from .interfaces import IMailer
+from .mailers import OneShotSession
+from .results import SendResult
+
+_active: InMemoryMailer | None = None
+
+
+class DeliveredMail:
+    """A message handed to the :class:`InMemoryMailer` by a committed transaction."""
+
+    def __init__(self, sender: str, recipients: Sequence[str], data: bytes) -> None:
+        self.sender = sender
+        self.recipients = list(recipients)
+        self.data = data
+        self.message: EmailMessage = BytesParser(policy=default_policy).parsebytes(data)  # type: ignore[assignment]
+
+    @property
+    def subject(self) -> str:
+        """The decoded Subject header."""
+        return str(self.message.get("Subject", ""))
+
+    @property
+    def body(self) -> str | None:
+        """The text/plain body, decoded, or None."""
+        part = self.message.get_body(("plain",))
+        return part.get_content() if part is not None else None  # type: ignore[attr-defined]
+
+    @property
+    def html(self) -> str | None:
+        """The text/html body, decoded, or None."""
+        part = self.message.get_body(("html",))
+        return part.get_content() if part is not None else None  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"<DeliveredMail {self.subject!r} to {self.recipients}>"
+
+
+@implementer(IMailer)
+class InMemoryMailer:
+    """A mailer that keeps messages in lists instead of sending them.
+
+    Set :attr:`fail_with` to a :class:`~pyramid_sendmail.MailDeliveryError`
+    to make every send fail with it.
+    """
+
+    def __init__(self) -> None:
+        self.outbox: list[Any] = []
+        self.delivered: list[DeliveredMail] = []
+        self.fail_with: MailDeliveryError | None = None
+        self._lock = threading.Lock()
+
+    def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
+        """Record the message as delivered (or raise :attr:`fail_with`)."""
+        if self.fail_with is not None:
+            raise self.fail_with
+        with self._lock:
+            self.delivered.append(DeliveredMail(sender, recipients, message))
+        return SendResult(accepted=tuple(recipients))
+
+    def session(self) -> OneShotSession:
+        """A session over this mailer."""
+        return OneShotSession(self)
+
+    def record(self, message: Any) -> None:
+        """Keep *message* in :attr:`outbox` (called by ``send()``)."""
+        with self._lock:
+            self.outbox.append(message)
+
+    def clear(self) -> None:
+        """Forget everything recorded so far."""
+        with self._lock:
+            self.outbox.clear()
+            self.delivered.clear()
+            self.fail_with = None
+
+
+def includeme(config: Configurator) -> None:
+    """Configure pyramid_sendmail with an in-memory mailer."""
+    registry = config.registry
+    mailer = registry.queryUtility(IMailer)
+    if not isinstance(mailer, InMemoryMailer):
+        mailer = _active if _active is not None else InMemoryMailer()
+        registry.registerUtility(mailer, IMailer)
+    config.include("pyramid_sendmail")
+    setup: MailSetup = registry.getUtility(IMailSetup)
+    setup.mailer = mailer
+    setup.delivery = DirectMailDelivery(mailer)
+    setup.start_processor = False
+    if mailer.record not in setup.observers:
+        setup.observers.append(mailer.record)
+    register_setup(registry, setup)
+
+
+def get_testing_mailer(request_or_registry: Any) -> InMemoryMailer:
+    """Return the in-memory mailer of an application set up for testing."""
+    registry = getattr(request_or_registry, "registry", request_or_registry)
+    mailer = registry.queryUtility(IMailer)
+    if not isinstance(mailer, InMemoryMailer):
+        raise LookupError("config.include('pyramid_sendmail.testing') was not called")
+    return mailer
+
+
+def activate(mailer: InMemoryMailer | None) -> None:
+    """Make the testing include use *mailer* (the pytest fixture does this)."""
+    global _active
+    _active = mailer
