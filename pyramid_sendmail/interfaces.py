@@ -57,29 +57,47 @@ class IQueuedMailDelivery(IMailDelivery):
 
 
 class IMailQueue(Interface):
-    """A durable queue of messages waiting for delivery."""
+    """A durable queue of messages waiting for delivery.
+
+    Small on purpose, so that a second backend (a SQL table) can follow.
+    """
+
+    def prepare(envelope):
+        """Durably store *envelope*, not yet visible; return a handle."""
+
+    def publish(handles):
+        """Make prepared messages visible to processors (on commit)."""
+
+    def discard(handles):
+        """Forget prepared messages (on abort); never raises for missing ones."""
 
     def add(envelope):
-        """Durably add *envelope* now; return the entry's id."""
+        """Durably queue *envelope* at once; return its id."""
 
     def claimable(now):
-        """Return the ids of the entries due at *now*, oldest first."""
+        """Return the ids of the messages due at *now*, oldest first."""
 
     def claim(entry_id):
-        """Claim the entry for this processor alone; return the queued
-        envelope, or None when another processor claimed it first."""
+        """Claim a message for this processor alone; return its QueueEntry,
+        or None when another processor claimed it first."""
 
     def complete(entry_id):
-        """Remove a claimed entry whose delivery is finished."""
+        """Remove a claimed message whose delivery is finished."""
 
-    def defer(entry_id, envelope, until, error):
-        """Put a claimed entry back, with *envelope*, due at *until*."""
+    def defer(entry, until, error):
+        """Put a claimed entry back, with its envelope, due at *until*."""
 
-    def fail(entry_id, envelope, error):
+    def fail(entry, error):
         """Set a claimed entry aside as failed, with its *error*."""
 
     def recover(now):
         """Return claims older than the claim timeout to the queue."""
+
+    def retry(entry_ids):
+        """Put failed messages back in the queue."""
+
+    def status(now):
+        """Counts and oldest ages of the messages in each state."""
 
 
 class IMailQueueProcessor(Interface):

@@ -1,0 +1,229 @@
+"""The queue processor: claim due messages and deliver them in batches."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import transaction
+from pyramid.threadlocal import manager as threadlocal_manager
+from zope.interface import implementer
+
+from .delivery import describe, log_attempt
+from .events import MailDeferred, MailFailed, MailSent, notify_in_transaction
+from .exceptions import MailDeliveryError
+from .interfaces import IMailer, IMailEvent, IMailQueue, IMailQueueProcessor
+from .queue import QueueEntry
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[IMailEvent], None]
+
+
+@implementer(IMailQueueProcessor)
+class QueueProcessor:
+    """Deliver a queue's due messages through a mailer.
+
+    Each of *workers* threads keeps one mailer session (one SMTP connection)
+    for up to *batch_size* messages. A message is claimed just before it is
+    sent, so a claim lasts one send. Temporary failures are deferred by the
+    message's age clamped between *retry_min* and *retry_max* seconds, until
+    it is *max_age* old; permanent failures go to ``failed/``. *notify*
+    receives each event; by default events are dispatched through
+    *registry* in a fresh transaction each.
+    """
+
+    def __init__(
+        self,
+        queue: IMailQueue,
+        mailer: IMailer,
+        *,
+        workers: int = 2,
+        batch_size: int = 100,
+        retry_min: float = 60.0,
+        retry_max: float = 3600.0,
+        max_age: float = 5 * 24 * 3600.0,
+        registry: Any = None,
+        notify: Notify | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.queue = queue
+        self.mailer = mailer
+        self.workers = workers
+        self.batch_size = batch_size
+        self.retry_min = retry_min
+        self.retry_max = retry_max
+        self.max_age = max_age
+        self.registry = registry
+        self.notify = notify or self._notify_registry
+        self.clock = clock
+        self.stopping = threading.Event()
+
+    def process_once(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Deliver what is due now, until nothing is due; return the count.
+
+        *progress* is called as ``progress(done, total)`` after each message.
+        Returns early, after the messages in hand, once :attr:`stopping` is set.
+        """
+        self.queue.recover(self.clock())
+        handled = 0
+        while not self.stopping.is_set():
+            names = self.queue.claimable(self.clock())
+            if not names:
+                break
+            done = self._deliver_all(names, progress, handled)
+            if done == 0:
+                break
+            handled += done
+        return handled
+
+    def backoff(self, age: float) -> float:
+        """Seconds to wait after a temporary failure of a message this old."""
+        return min(max(age, self.retry_min), self.retry_max)
+
+    def _deliver_all(
+        self, names: list[str], progress: Callable[[int, int], None] | None, before: int
+    ) -> int:
+        feed = _SharedFeed(names)
+        counter = _Counter(before, before + len(names), progress)
+        count = min(self.workers, len(names))
+        if count <= 1:
+            self._work(feed, counter)
+        else:
+            threads = [
+                threading.Thread(
+                    target=self._work, args=(feed, counter), name=f"psendmail-worker-{i}"
+                )
+                for i in range(count)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        return counter.value - before
+
+    def _work(self, feed: _SharedFeed, counter: _Counter) -> None:
+        session = None
+        in_session = 0
+        try:
+            for name in feed:
+                if self.stopping.is_set():
+                    break
+                entry = self.queue.claim(name)
+                if entry is None:
+                    continue
+                if session is None:
+                    session = self.mailer.session()
+                    in_session = 0
+                try:
+                    self._deliver(session, entry)
+                except Exception:
+                    # A bug or an unreadable queue must not kill the worker;
+                    # the claim times out and the message is tried again.
+                    log.exception("could not process queued mail %s", entry.name)
+                counter.add()
+                in_session += 1
+                if in_session >= self.batch_size:
+                    session.close()
+                    session = None
+        finally:
+            if session is not None:
+                session.close()
+
+    def _deliver(self, session: Any, entry: QueueEntry) -> None:
+        envelope = entry.envelope
+        started = time.monotonic()
+        try:
+            result = session.send(envelope.sender, envelope.recipients, envelope.data)
+        except MailDeliveryError as exc:
+            log_attempt(envelope, started, f"failed ({exc})", logging.WARNING)
+            refused = {r: exc.refused.get(r) for r in envelope.recipients}
+            self._failed(entry, exc, refused)
+            return
+        log_attempt(envelope, started, describe(result))
+        if result.refused:
+            error = MailDeliveryError(
+                "some recipients were refused", temporary=False, refused=result.refused
+            )
+            self._failed(entry, error, result.refused)
+        else:
+            self.queue.complete(entry.name)
+        self.notify(MailSent(envelope, result.accepted))
+
+    def _failed(
+        self,
+        entry: QueueEntry,
+        error: MailDeliveryError,
+        refused: dict[str, Any],
+    ) -> None:
+        """Defer the temporarily refused recipients and fail the rest."""
+        temporary = [r for r, reply in refused.items() if _is_temporary(reply, error)]
+        permanent = [r for r in refused if r not in temporary]
+        now = self.clock()
+        age = now - entry.queued_at
+        if temporary and age >= self.max_age:
+            permanent += temporary
+            temporary = []
+            error = MailDeliveryError(
+                f"gave up after {age:.0f}s: {error}", temporary=False, code=error.code,
+                refused=error.refused,
+            )
+        original = entry.envelope
+        if permanent:
+            failed = QueueEntry(entry.name, original.with_recipients(permanent),
+                                entry.queued_at, entry.attempts + 1)
+            self.queue.fail(failed, str(error), keep_claim=bool(temporary))
+            self.notify(MailFailed(original, error, permanent))
+        if temporary:
+            entry.envelope = original.with_recipients(temporary)
+            retry_at = now + self.backoff(age)
+            self.queue.defer(entry, retry_at, str(error))
+            self.notify(MailDeferred(original, error, retry_at, temporary))
+
+    def _notify_registry(self, event: IMailEvent) -> None:
+        if self.registry is None:
+            return
+        threadlocal_manager.push({"registry": self.registry, "request": None})
+        try:
+            notify_in_transaction(self.registry, event, transaction.manager)
+        finally:
+            threadlocal_manager.pop()
+
+
+def _is_temporary(reply: Any, error: MailDeliveryError) -> bool:
+    if isinstance(reply, tuple) and reply and isinstance(reply[0], int):
+        return not 500 <= reply[0] < 600
+    return error.temporary
+
+
+class _SharedFeed:
+    """Hands each name to exactly one worker thread."""
+
+    def __init__(self, names: list[str]) -> None:
+        self._names = iter(names)
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            with self._lock:
+                name = next(self._names, None)
+            if name is None:
+                return
+            yield name
+
+
+class _Counter:
+    def __init__(self, value: int, total: int, progress: Callable[[int, int], None] | None):
+        self.value = value
+        self.total = total
+        self.progress = progress
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+            if self.progress is not None:
+                self.progress(self.value, self.total)

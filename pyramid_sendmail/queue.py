@@ -1,0 +1,389 @@
+"""The Maildir queue: durable files that processors claim by renaming.
+
+Layout under the queue folder:
+
+``tmp/``
+    files being written; a transaction's files wait here between its vote
+    and its finish.
+``new/``
+    queued messages. A file's mtime is when it is next due (Postfix's rule),
+    so a deferred message is simply a file whose mtime lies in the future.
+``cur/``
+    messages claimed by a processor (``rename`` is the claim: exactly one
+    processor wins it). The mtime is the claim time; claims older than the
+    claim timeout are taken back by :meth:`MaildirQueue.recover`.
+``failed/``
+    messages that will not be delivered, with their error.
+
+Each file is an RFC 5322 message preceded by ``X-Pyramid-Sendmail-*`` header
+lines that carry the envelope, so ``less`` shows everything.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from zope.interface import implementer
+
+from .envelope import Envelope
+from .interfaces import IMailQueue
+
+_PREFIX = b"X-Pyramid-Sendmail-"
+_SUBDIRS = ("tmp", "new", "cur", "failed")
+_DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+STALE_TMP_AGE = 24 * 3600.0
+
+
+class CorruptEntry(Exception):
+    """A queue file that cannot be read as a queued message."""
+
+
+@dataclass
+class QueueEntry:
+    """A claimed message: its file name, envelope and delivery history."""
+
+    name: str
+    envelope: Envelope
+    queued_at: float
+    attempts: int = 0
+    error: str | None = None
+
+
+@implementer(IMailQueue)
+class MaildirQueue:
+    """A durable queue in a Maildir folder, shared safely by many processors."""
+
+    def __init__(
+        self, path: str, claim_timeout: float = 600.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = os.path.abspath(path)
+        self.claim_timeout = claim_timeout
+        self.clock = clock
+        for sub in _SUBDIRS:
+            os.makedirs(os.path.join(self.path, sub), mode=0o700, exist_ok=True)
+        self.tmp, self.new, self.cur, self.failed = (
+            os.path.join(self.path, sub) for sub in _SUBDIRS
+        )
+        self._counter = itertools.count()
+        self._host = socket.gethostname().replace("/", "_").replace(":", "_").replace(".", "_")
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<MaildirQueue {self.path}>"
+
+    # -- adding ---------------------------------------------------------
+
+    def prepare(self, envelope: Envelope) -> str:
+        """Write *envelope* durably into ``tmp/`` and return its name."""
+        name = self._new_name()
+        self._write(os.path.join(self.tmp, name), _serialize(envelope, self.clock(), 0))
+        return name
+
+    def publish(self, names: list[str]) -> None:
+        """Move prepared files into ``new/`` (atomic renames), then sync."""
+        for name in names:
+            os.rename(os.path.join(self.tmp, name), os.path.join(self.new, name))
+        _fsync_dir(self.new)
+
+    def discard(self, names: Iterable[str]) -> None:
+        """Remove prepared files; missing ones are ignored."""
+        for name in names:
+            _unlink(os.path.join(self.tmp, name))
+
+    def add(self, envelope: Envelope) -> str:
+        """Durably queue *envelope* now; return its name."""
+        name = self.prepare(envelope)
+        try:
+            self.publish([name])
+        except BaseException:
+            self.discard([name])
+            raise
+        return name
+
+    # -- processing -----------------------------------------------------
+
+    def claimable(self, now: float | None = None) -> list[str]:
+        """Names of the messages due at *now*, oldest first."""
+        now = self.clock() if now is None else now
+        due = []
+        with os.scandir(self.new) as entries:
+            for entry in entries:
+                if _is_message_name(entry.name):
+                    try:
+                        if entry.stat().st_mtime <= now:
+                            due.append(entry.name)
+                    except FileNotFoundError:
+                        continue
+        due.sort()
+        return due
+
+    def claim(self, name: str) -> QueueEntry | None:
+        """Claim *name* for this processor alone.
+
+        Returns None when another processor took it first. A file that
+        cannot be read is moved to ``failed/`` with the reason.
+        """
+        source = os.path.join(self.new, name)
+        target = os.path.join(self.cur, name)
+        now = self.clock()
+        try:
+            # The mtime of a claimed file is its claim time.
+            os.utime(source, (now, now))
+            os.rename(source, target)
+        except FileNotFoundError:
+            return None
+        try:
+            with open(target, "rb") as f:
+                data = f.read()
+            return _parse(name, data)
+        except (CorruptEntry, OSError) as exc:
+            self._set_aside_corrupt(name, target, str(exc))
+            return None
+
+    def complete(self, name: str) -> None:
+        """Forget a claimed message that has been delivered."""
+        _unlink(os.path.join(self.cur, name))
+
+    def defer(self, entry: QueueEntry, until: float, error: str) -> None:
+        """Return a claimed message to the queue, due at *until*.
+
+        The file is rewritten with its remaining recipients, the attempt
+        count and the error, then moved back into ``new/``.
+        """
+        entry.attempts += 1
+        entry.error = error
+        temp = os.path.join(self.tmp, entry.name)
+        data = _serialize(entry.envelope, entry.queued_at, entry.attempts, error)
+        self._write(temp, data)
+        os.utime(temp, (until, until))
+        claimed = os.path.join(self.cur, entry.name)
+        # Replace the claimed file first: a crash between the two renames
+        # leaves one up-to-date file that recovery returns to the queue.
+        os.rename(temp, claimed)
+        os.rename(claimed, os.path.join(self.new, entry.name))
+        _fsync_dir(self.new)
+
+    def fail(self, entry: QueueEntry, error: str, *, keep_claim: bool = False) -> str:
+        """Set the message aside in ``failed/`` with *error*; return its name.
+
+        With *keep_claim*, the claimed file stays (used when only some
+        recipients failed and the rest are deferred); the failed copy then
+        gets a name of its own.
+        """
+        name = self._new_name() if keep_claim else entry.name
+        temp = os.path.join(self.tmp, name)
+        self._write(temp, _serialize(entry.envelope, entry.queued_at, entry.attempts, error))
+        os.rename(temp, os.path.join(self.failed, name))
+        _fsync_dir(self.failed)
+        if not keep_claim:
+            _unlink(os.path.join(self.cur, entry.name))
+        return name
+
+    def recover(self, now: float | None = None) -> int:
+        """Return claims older than the claim timeout to the queue."""
+        now = self.clock() if now is None else now
+        recovered = 0
+        for name, mtime in self._scan(self.cur):
+            if mtime < now - self.claim_timeout:
+                try:
+                    os.rename(os.path.join(self.cur, name), os.path.join(self.new, name))
+                    recovered += 1
+                except FileNotFoundError:
+                    continue
+        return recovered
+
+    # -- administration -------------------------------------------------
+
+    def retry(self, names: Iterable[str] | None = None) -> list[str]:
+        """Put failed messages (all, or *names*) back in the queue, as new.
+
+        Returns the names moved; raises KeyError for a name not in ``failed/``.
+        """
+        if names is None:
+            names = [name for name, _ in self._scan(self.failed)]
+        moved = []
+        for name in names:
+            path = os.path.join(self.failed, name)
+            if not _is_message_name(name) or not os.path.exists(path):
+                raise KeyError(name)
+            with open(path, "rb") as f:
+                envelope = _parse(name, f.read()).envelope
+            new_name = self._new_name()
+            self._write(os.path.join(self.tmp, new_name), _serialize(envelope, self.clock(), 0))
+            self.publish([new_name])
+            _unlink(path)
+            moved.append(new_name)
+        return moved
+
+    def status(self, now: float | None = None) -> dict[str, dict[str, Any]]:
+        """Counts and oldest ages of queued, deferred, claimed, failed, stale tmp."""
+        now = self.clock() if now is None else now
+        report = {
+            kind: {"count": 0, "oldest": None}
+            for kind in ("queued", "deferred", "claimed", "failed", "stale_tmp")
+        }
+
+        def count(kind: str, name: str) -> None:
+            item = report[kind]
+            item["count"] += 1
+            age = now - _name_time(name)
+            if item["oldest"] is None or age > item["oldest"]:
+                item["oldest"] = age
+
+        for name, mtime in self._scan(self.new):
+            count("deferred" if mtime > now else "queued", name)
+        for name, _ in self._scan(self.cur):
+            count("claimed", name)
+        for name, _ in self._scan(self.failed):
+            count("failed", name)
+        for name, mtime in self._scan(self.tmp):
+            if mtime < now - STALE_TMP_AGE:
+                count("stale_tmp", name)
+        return report
+
+    def list(self, folder: str = "failed") -> list[QueueEntry]:
+        """Read every message of one folder (``new``, ``cur`` or ``failed``)."""
+        directory = os.path.join(self.path, folder)
+        entries = []
+        for name, _ in self._scan(directory):
+            try:
+                with open(os.path.join(directory, name), "rb") as f:
+                    entries.append(_parse(name, f.read()))
+            except (OSError, CorruptEntry):
+                continue
+        return entries
+
+    # -- internals ------------------------------------------------------
+
+    def _new_name(self) -> str:
+        # Sortable by time, unique across threads, processes and hosts.
+        return f"{time.time_ns():020d}.{os.getpid()}_{next(self._counter)}.{self._host}"
+
+    def _write(self, path: str, data: bytes) -> None:
+        fd = os.open(path, _CREATE_FLAGS, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink(path)
+            raise
+        os.close(fd)
+
+    def _scan(self, directory: str) -> Iterator[tuple[str, float]]:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if _is_message_name(entry.name):
+                    try:
+                        yield entry.name, entry.stat().st_mtime
+                    except FileNotFoundError:
+                        continue
+
+    def _set_aside_corrupt(self, name: str, path: str, reason: str) -> None:
+        try:
+            os.rename(path, os.path.join(self.failed, name))
+            with open(os.path.join(self.failed, "." + name + ".error"), "w") as f:
+                f.write(f"corrupt queue file: {reason}\n")
+        except OSError:
+            pass
+
+
+def open_queue(path: str, claim_timeout: float = 600.0) -> MaildirQueue:
+    """Open (creating it) the queue at *path*, checking it is writable.
+
+    Raises :class:`~pyramid.exceptions.ConfigurationError` naming
+    ``mail.queue_path`` when the folder cannot be used.
+    """
+    from pyramid.exceptions import ConfigurationError
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigurationError(f"mail.queue_path {path!r} is not a directory")
+    try:
+        queue = MaildirQueue(path, claim_timeout)
+    except OSError as exc:
+        raise ConfigurationError(f"mail.queue_path {path!r} cannot be created: {exc}") from exc
+    for directory in (queue.tmp, queue.new, queue.cur, queue.failed):
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise ConfigurationError(f"mail.queue_path {path!r}: {directory} is not writable")
+    return queue
+
+
+def _serialize(
+    envelope: Envelope, queued_at: float, attempts: int, error: str | None = None
+) -> bytes:
+    lines = [
+        f"X-Pyramid-Sendmail-Id: {envelope.message_id}",
+        f"X-Pyramid-Sendmail-From: <{envelope.sender}>",
+        *(f"X-Pyramid-Sendmail-To: <{r}>" for r in envelope.recipients),
+        f"X-Pyramid-Sendmail-Queued: {queued_at:.6f}",
+        f"X-Pyramid-Sendmail-Attempts: {attempts}",
+    ]
+    if error:
+        lines.append("X-Pyramid-Sendmail-Error: " + " ".join(error.split())[:900])
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8") + envelope.data
+
+
+def _parse(name: str, data: bytes) -> QueueEntry:
+    fields: dict[str, list[str]] = {}
+    position = 0
+    while data.startswith(_PREFIX, position):
+        end = data.find(b"\r\n", position)
+        if end < 0:
+            raise CorruptEntry("the envelope is not terminated")
+        line = data[position + len(_PREFIX) : end].decode("utf-8", "replace")
+        key, _, value = line.partition(": ")
+        fields.setdefault(key, []).append(value)
+        position = end + 2
+    try:
+        sender = fields["From"][0].strip("<>")
+        recipients = [r.strip("<>") for r in fields["To"]]
+        queued_at = float(fields["Queued"][0])
+        attempts = int(fields["Attempts"][0])
+        message_id = fields["Id"][0]
+    except (KeyError, IndexError, ValueError) as exc:
+        raise CorruptEntry(f"the envelope lacks or garbles {exc}") from None
+    body = data[position:]
+    if not body or not recipients:
+        raise CorruptEntry("the file holds no message or no recipient")
+    envelope = Envelope(sender, recipients, body, message_id)
+    error = fields.get("Error", [None])[0]
+    return QueueEntry(name, envelope, queued_at, attempts, error)
+
+
+def _is_message_name(name: str) -> bool:
+    # Dotfiles and foreign files are never messages: ours start with digits.
+    return name[:1].isdigit() and "/" not in name
+
+
+def _name_time(name: str) -> float:
+    try:
+        return int(name.split(".", 1)[0]) / 1e9
+    except ValueError:
+        return 0.0
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, _DIRECTORY_FLAGS)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
