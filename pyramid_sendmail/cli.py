@@ -1,0 +1,212 @@
+"""``psendmail CONFIG_URI [command]``: run and inspect the mail queue.
+
+Exit codes: 0 success, 1 the command failed (a message names why), 2 bad
+usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from pyramid.exceptions import ConfigurationError
+
+from . import processor_thread
+from .config import build_mailer
+from .envelope import prepare
+from .exceptions import SendmailError
+from .message import Message
+from .processor import QueueProcessor
+from .queue import MaildirQueue, open_queue
+from .settings import parse_settings
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; return the exit code."""
+    out = out or sys.stdout
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args, out)
+    except (ConfigurationError, SendmailError, FileNotFoundError) as exc:
+        print(f"psendmail: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="psendmail", description="Deliver and inspect pyramid_sendmail's mail queue."
+    )
+    parser.add_argument("config_uri", help="the application's INI file, e.g. production.ini")
+    parser.add_argument("--app-name", default="main", help="the app section (default: main)")
+    parser.add_argument(
+        "--no-app", action="store_true",
+        help="do not load the application (events then reach no subscriber)",
+    )
+    commands = parser.add_subparsers(dest="command")
+    run = commands.add_parser("run", help="deliver queued mail (default)")
+    run.add_argument("--once", action="store_true", help="deliver what is due, then exit")
+    status = commands.add_parser("status", help="count queued, deferred and failed mail")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    retry = commands.add_parser("retry", help="put failed mail back in the queue")
+    retry.add_argument("ids", nargs="*", help="the failed messages' file names")
+    retry.add_argument("--all", action="store_true", help="every failed message")
+    send_test = commands.add_parser("send-test", help="send a test message now")
+    send_test.add_argument("address", help="the recipient")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
+    from pyramid.paster import get_appsettings, setup_logging
+
+    setup_logging(args.config_uri)
+    settings = get_appsettings(args.config_uri, args.app_name)
+    values = parse_settings(settings)
+    command = args.command or "run"
+    if command == "send-test":
+        return _send_test(values, settings, args.address, out)
+    if not values["queue_path"]:
+        raise ConfigurationError(f"mail.queue_path is not set in {args.config_uri}")
+    queue = open_queue(values["queue_path"], values["claim_timeout"])
+    if command == "status":
+        return _status(queue, args.json, out)
+    if command == "retry":
+        return _retry(queue, args.ids, args.all, out)
+    registry = None if args.no_app else _load_registry(args.config_uri, args.app_name)
+    processor = QueueProcessor(
+        queue,
+        build_mailer(values, settings),
+        workers=values["queue_workers"],
+        batch_size=values["batch_size"],
+        retry_min=values["retry_min"],
+        retry_max=values["retry_max"],
+        max_age=values["max_age"],
+        registry=registry,
+    )
+    if args.once:
+        progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+        count = processor.process_once(progress)
+        if progress is not None:
+            progress.finish()
+        print(f"delivered or deferred {count} message(s)", file=out)
+        return 0
+    return _run_forever(processor, values["queue_interval"])
+
+
+def _load_registry(config_uri: str, name: str) -> Any:
+    from pyramid.paster import get_app
+
+    # Loading the app must not start a second processor in this process.
+    processor_thread.DISABLED = True
+    app = get_app(config_uri, name)
+    registry = getattr(app, "registry", None)
+    if registry is None:
+        log.warning("the application has no registry; mail events reach no subscriber")
+    return registry
+
+
+def _run_forever(processor: QueueProcessor, interval: float) -> int:
+    wake = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        log.info("signal %d: finishing the message in hand, then exiting", signum)
+        processor.stopping.set()
+        wake.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("delivering mail from %s every %ss", processor.queue, interval)
+    while not processor.stopping.is_set():
+        try:
+            processor.process_once()
+        except Exception:
+            log.exception("the queue pass failed; trying again in %ss", interval)
+        wake.wait(interval)
+    return 0
+
+
+def _status(queue: MaildirQueue, as_json: bool, out: TextIO) -> int:
+    report = queue.status()
+    if as_json:
+        json.dump({"queue": queue.path, **report}, out, indent=2)
+        out.write("\n")
+        return 0
+    print(f"queue {queue.path}", file=out)
+    for kind, item in report.items():
+        oldest = f"  oldest {_age(item['oldest'])}" if item["count"] else ""
+        print(f"{kind.replace('_', ' '):<10} {item['count']:>8}{oldest}", file=out)
+    return 0
+
+
+def _retry(queue: MaildirQueue, ids: list[str], every: bool, out: TextIO) -> int:
+    if not ids and not every:
+        print("psendmail retry: name the messages to retry, or give --all", file=sys.stderr)
+        return 2
+    try:
+        moved = queue.retry(None if every else ids)
+    except KeyError as exc:
+        print(f"psendmail retry: no failed message {exc.args[0]!r}", file=sys.stderr)
+        return 1
+    print(f"put {len(moved)} message(s) back in the queue", file=out)
+    return 0
+
+
+def _send_test(values: dict[str, Any], settings: Any, address: str, out: TextIO) -> int:
+    sender = values["default_sender"] or address
+    envelope = prepare(
+        Message(
+            subject="pyramid_sendmail test message",
+            sender=sender,
+            recipients=[address],
+            body="This message was sent by `psendmail send-test` to check the mail settings.\n",
+        ),
+        redirect_to=values["redirect_to"],
+    )
+    mailer = build_mailer(values, settings)
+    try:
+        result = mailer.send(envelope.sender, envelope.recipients, envelope.data)
+    except SendmailError as exc:
+        print(f"psendmail send-test: not sent: {exc}", file=sys.stderr)
+        return 1
+    if result.refused:
+        print(f"psendmail send-test: refused: {result.refused}", file=sys.stderr)
+        return 1
+    print(f"sent {envelope.message_id} to {address}", file=out)
+    return 0
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+class _ProgressBar:
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = self.width * done // max(total, 1)
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {done}/{total}")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
