@@ -69,7 +69,7 @@ class RequestMailer:
             raise SendmailError(
                 "pyramid_sendmail is not configured: call config.include('pyramid_sendmail')"
             )
-        return setup  # type: ignore[no-any-return]
+        return setup
 
     @property
     def mailer(self) -> IMailer:
@@ -80,13 +80,19 @@ class RequestMailer:
         """Send *message* if and when the current transaction commits."""
         setup = self.setup
         envelope = self._prepare(setup, message)
-        return setup.delivery.send(envelope, self.transaction_manager, self._events)
+        delivery = setup.delivery
+        message_id = delivery.send(envelope, self.transaction_manager, self._events)
+        self._record(setup, message)
+        return message_id
 
     def send_to_queue(self, message: MessageLike) -> str:
         """Queue *message* if and when the current transaction commits."""
         setup = self.setup
         envelope = self._prepare(setup, message)
-        return self._queue(setup).send(envelope, self.transaction_manager, self._events)
+        queue = self._queue(setup)
+        message_id = queue.send(envelope, self.transaction_manager, self._events)
+        self._record(setup, message)
+        return message_id
 
     def send_immediately(self, message: MessageLike) -> str:
         """Send *message* now, whatever becomes of the transaction.
@@ -96,6 +102,7 @@ class RequestMailer:
         """
         setup = self.setup
         envelope = self._prepare(setup, message)
+        self._record(setup, message)
         with setup.mailer.session() as session:
             error = deliver_now(session, envelope, self._events)
         if error is not None:
@@ -110,13 +117,18 @@ class RequestMailer:
         """
         setup = self.setup
         envelope = self._prepare(setup, message)
-        return self._queue(setup).enqueue_now(envelope)
+        message_id = self._queue(setup).enqueue_now(envelope)
+        self._record(setup, message)
+        return message_id
 
     def _prepare(self, setup: MailSetup, message: MessageLike) -> Envelope:
-        envelope = prepare(message, setup.default_sender, setup.redirect_to)
+        return prepare(message, setup.default_sender, setup.redirect_to)
+
+    def _record(self, setup: MailSetup, message: MessageLike) -> None:
+        # Only once the message was taken: a send() that raised (no
+        # transaction to join, no queue) must not show up in the outbox.
         for observer in setup.observers:
             observer(message)
-        return envelope
 
     def _queue(self, setup: MailSetup) -> IQueuedMailDelivery:
         if setup.queued_delivery is None:

@@ -82,7 +82,7 @@ def build_mailer(values: dict[str, Any], settings: Any = None) -> IMailer:
         factory = DottedNameResolver().resolve(kind)
     except (ImportError, ValueError) as exc:
         raise ConfigurationError(f"mail.mailer {kind!r} cannot be imported: {exc}") from exc
-    return factory(dict(settings or {}))  # type: ignore[no-any-return]
+    return factory(dict(settings or {}))
 
 
 def build_setup(values: dict[str, Any], mailer: IMailer) -> MailSetup:

@@ -8,7 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import transaction
-from transaction.interfaces import NoTransaction
+from transaction.interfaces import (
+    IDataManagerSavepoint,
+    ISavepointDataManager,
+    NoTransaction,
+)
 from zope.interface import implementer
 
 from .envelope import Envelope
@@ -21,6 +25,7 @@ log = logging.getLogger(__name__)
 _JOINABLE = ("Active", "Doomed")
 
 
+@implementer(ISavepointDataManager)
 class _MailDataManager:
     """Holds one transaction's messages for one delivery.
 
@@ -34,13 +39,18 @@ class _MailDataManager:
         self.transaction_manager = manager
         self.pending: list[tuple[Envelope, EventSink]] = []
         self.prepared: list[Any] = []
+        # Set by abort(): the transaction is over, or a savepoint taken
+        # before this data manager joined was rolled back and the transaction
+        # dropped it (AbortSavepoint). Either way it must not take new mail.
+        self.aborted = False
 
-    def sortKey(self) -> str:  # noqa: N802 (the transaction package's name)
+    def sortKey(self) -> str:  # the transaction package names it so
         # Vote before zope.sqlalchemy ("z_sqlalchemy..."), which commits the
         # database in its own vote: a full disk then aborts everything.
         return f"pyramid_sendmail:{id(self):x}"
 
     def abort(self, txn: Any) -> None:
+        self.aborted = True
         self.pending.clear()
         self._discard_prepared()
 
@@ -75,6 +85,7 @@ class _MailDataManager:
                 log.exception("removing prepared mail after an abort failed")
 
 
+@implementer(IDataManagerSavepoint)
 class _Savepoint:
     def __init__(self, manager: _MailDataManager, length: int) -> None:
         self.manager = manager
@@ -108,9 +119,12 @@ class _Delivery:
         if status not in _JOINABLE:
             raise TransactionStateError(status.lower())
         try:
-            return txn.data(self)  # type: ignore[no-any-return]
+            joined: _MailDataManager = txn.data(self)
         except KeyError:
             pass
+        else:
+            if not joined.aborted:
+                return joined
         data_manager = _MailDataManager(self, manager)
         txn.join(data_manager)
         txn.set_data(self, data_manager)
@@ -149,9 +163,33 @@ class DirectMailDelivery(_Delivery):
         pending, data_manager.pending = data_manager.pending, []
         if not committed or not pending:
             return
-        with self.mailer.session() as session:
+        # The transaction swallows what an after-commit hook raises, logging
+        # it without the message ids: keep every failure here, per message.
+        context: Any = None
+        try:
+            context = self.mailer.session()
+            session = context.__enter__()
+        except Exception as exc:
+            context, session = None, _BrokenSession(exc)
+        try:
             for envelope, events in pending:
                 deliver_now(session, envelope, events)
+        finally:
+            if context is not None:
+                try:
+                    context.__exit__(None, None, None)
+                except Exception:
+                    log.exception("closing the mailer session after sending failed")
+
+
+class _BrokenSession:
+    """Stands in for a session the mailer could not open."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def send(self, sender: str, recipients: Any, message: bytes) -> Any:
+        raise self.error
 
 
 def deliver_now(session: Any, envelope: Envelope, events: EventSink) -> BaseException | None:

@@ -42,7 +42,7 @@ class MailDeliveryError(SendmailError):
         *,
         temporary: bool,
         code: int | None = None,
-        refused: Mapping[str, tuple[int, str]] | None = None,
+        refused: Mapping[str, tuple[int, bytes | str]] | None = None,
         accepted: tuple[str, ...] = (),
     ) -> None:
         self.reason = reason

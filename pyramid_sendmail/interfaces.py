@@ -87,8 +87,10 @@ class IMailQueue(Interface):
     def defer(entry, until, error):
         """Put a claimed entry back, with its envelope, due at *until*."""
 
-    def fail(entry, error):
-        """Set a claimed entry aside as failed, with its *error*."""
+    def fail(entry, error, keep_claim=False):
+        """Set a claimed entry aside as failed, with its *error*; with
+        *keep_claim*, leave the claimed entry in place (some of its
+        recipients are being deferred)."""
 
     def recover(now):
         """Return claims older than the claim timeout to the queue."""

@@ -172,7 +172,7 @@ class MaildirQueue:
         os.rename(claimed, os.path.join(self.new, entry.name))
         _fsync_dir(self.new)
 
-    def fail(self, entry: QueueEntry, error: str, *, keep_claim: bool = False) -> str:
+    def fail(self, entry: QueueEntry, error: str, keep_claim: bool = False) -> str:
         """Set the message aside in ``failed/`` with *error*; return its name.
 
         With *keep_claim*, the claimed file stays (used when only some
@@ -227,7 +227,7 @@ class MaildirQueue:
     def status(self, now: float | None = None) -> dict[str, dict[str, Any]]:
         """Counts and oldest ages of queued, deferred, claimed, failed, stale tmp."""
         now = self.clock() if now is None else now
-        report = {
+        report: dict[str, dict[str, Any]] = {
             kind: {"count": 0, "oldest": None}
             for kind in ("queued", "deferred", "claimed", "failed", "stale_tmp")
         }

@@ -39,7 +39,7 @@ class DeliveredMail:
         self.sender = sender
         self.recipients = list(recipients)
         self.data = data
-        self.message: EmailMessage = BytesParser(policy=default_policy).parsebytes(data)  # type: ignore[assignment]
+        self.message: EmailMessage = BytesParser(policy=default_policy).parsebytes(data)
 
     @property
     def subject(self) -> str:
@@ -50,13 +50,13 @@ class DeliveredMail:
     def body(self) -> str | None:
         """The text/plain body, decoded, or None."""
         part = self.message.get_body(("plain",))
-        return part.get_content() if part is not None else None  # type: ignore[attr-defined]
+        return part.get_content() if part is not None else None
 
     @property
     def html(self) -> str | None:
         """The text/html body, decoded, or None."""
         part = self.message.get_body(("html",))
-        return part.get_content() if part is not None else None  # type: ignore[attr-defined]
+        return part.get_content() if part is not None else None
 
     def __repr__(self) -> str:
         return f"<DeliveredMail {self.subject!r} to {self.recipients}>"
