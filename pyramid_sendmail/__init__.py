@@ -13,6 +13,7 @@ from .events import MailDeferred, MailFailed, MailSent
 from .exceptions import (
     InvalidMessageError,
     MailDeliveryError,
+    RelayUnavailable,
     SendmailError,
     TransactionStateError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "MailSent",
     "Message",
     "QueuedMailDelivery",
+    "RelayUnavailable",
     "RequestMailer",
     "SMTPMailer",
     "SendResult",

@@ -56,3 +56,9 @@ class MailDeliveryError(SendmailError):
         kind = "temporary" if self.temporary else "permanent"
         code = f" {self.code}" if self.code is not None else ""
         return f"{kind} failure{code}: {self.reason}"
+
+
+class RelayUnavailable(MailDeliveryError):
+    """No usable connection to the relay (refused, timed out, TLS or login
+    failed). Nothing was sent; the queue processor stops its pass and every
+    message waits for the next one."""

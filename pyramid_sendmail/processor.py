@@ -14,7 +14,7 @@ from zope.interface import implementer
 
 from .delivery import describe, log_attempt
 from .events import MailDeferred, MailFailed, MailSent, notify_in_transaction
-from .exceptions import MailDeliveryError
+from .exceptions import MailDeliveryError, RelayUnavailable
 from .interfaces import IMailer, IMailEvent, IMailQueue, IMailQueueProcessor
 from .queue import QueueEntry
 
@@ -61,6 +61,7 @@ class QueueProcessor:
         self.notify = notify or self._notify_registry
         self.clock = clock
         self.stopping = threading.Event()
+        self._relay_down = threading.Event()
 
     def process_once(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Deliver what is due now, until nothing is due; return the count.
@@ -75,7 +76,7 @@ class QueueProcessor:
             if not names:
                 break
             done = self._deliver_all(names, progress, handled)
-            if done == 0:
+            if done == 0 or self._relay_down.is_set():
                 break
             handled += done
         return handled
@@ -87,6 +88,7 @@ class QueueProcessor:
     def _deliver_all(
         self, names: list[str], progress: Callable[[int, int], None] | None, before: int
     ) -> int:
+        self._relay_down.clear()
         feed = _SharedFeed(names)
         counter = _Counter(before, before + len(names), progress)
         count = min(self.workers, len(names))
@@ -110,7 +112,7 @@ class QueueProcessor:
         in_session = 0
         try:
             for name in feed:
-                if self.stopping.is_set():
+                if self.stopping.is_set() or self._relay_down.is_set():
                     break
                 entry = self.queue.claim(name)
                 if entry is None:
@@ -142,6 +144,10 @@ class QueueProcessor:
             log_attempt(envelope, started, f"failed ({exc})", logging.WARNING)
             refused = {r: exc.refused.get(r) for r in envelope.recipients}
             self._failed(entry, exc, refused)
+            if isinstance(exc, RelayUnavailable):
+                # Trying the rest now would fail the same way, one connection
+                # attempt each: leave them queued for the next pass.
+                self._relay_down.set()
             return
         log_attempt(envelope, started, describe(result))
         if result.refused:
