@@ -84,7 +84,13 @@ def notify_in_transaction(
     A subscriber that raises is logged and its transaction aborted; the error
     goes no further.
     """
-    manager.begin()
+    try:
+        manager.begin()
+    except Exception:
+        # An explicit manager whose transaction is still open (the request
+        # was not handled by pyramid_tm): never break the response for this.
+        log.exception("could not begin a transaction to announce %r", event)
+        return
     try:
         registry.notify(event)
         manager.commit()

@@ -1,0 +1,238 @@
+"""``config.include('pyramid_sendmail')``: settings in, a working request.mailer out."""
+
+from __future__ import annotations
+
+import email
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import transaction
+import webtest
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import ITweens
+from pyramid.request import Request, apply_request_extensions
+from pyramid.response import Response
+from zope.interface import implementer
+
+from pyramid_sendmail import (
+    DirectMailDelivery,
+    FileMailer,
+    Message,
+    RequestMailer,
+    SendResult,
+    SMTPMailer,
+)
+from pyramid_sendmail.interfaces import IMailDelivery, IMailer
+from pyramid_sendmail.mailers import OneShotSession
+from pyramid_sendmail.testing import InMemoryMailer, get_testing_mailer
+
+
+def welcome(to: str = "bob@example.org") -> Message:
+    return Message(subject="Welcome", sender="ann@example.org", recipients=[to], body="Hi")
+
+
+def configure(settings: dict[str, Any] | None = None, *includes: str) -> Configurator:
+    config = Configurator(settings=settings or {})
+    config.include("pyramid_tm")
+    for name in includes or ("pyramid_sendmail",):
+        config.include(name)
+    config.commit()
+    return config
+
+
+def make_request(config: Configurator) -> Request:
+    request = Request.blank("/")
+    request.registry = config.registry
+    apply_request_extensions(request)
+    return request
+
+
+def sending_app(config: Configurator) -> webtest.TestApp:
+    def view(request):
+        request.mailer.send(welcome())
+        return Response("sent")
+
+    config.add_route("send", "/send")
+    config.add_view(view, route_name="send")
+    return webtest.TestApp(config.make_wsgi_app())
+
+
+@implementer(IMailer)
+class SettingsMailer:
+    """A mailer built from a dotted name in ``mail.mailer``."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.sent: list[tuple[str, tuple[str, ...], bytes]] = []
+
+    def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
+        self.sent.append((sender, tuple(recipients), message))
+        return SendResult(accepted=tuple(recipients))
+
+    def session(self) -> OneShotSession:
+        return OneShotSession(self)
+
+
+# --- what the include sets up ----------------------------------------------
+
+
+def test_include_registers_smtp_mailer_from_settings():
+    config = configure({"mail.host": "relay.example.org", "mail.port": "2525"})
+    mailer = config.registry.getUtility(IMailer)
+    assert isinstance(mailer, SMTPMailer)
+    assert (mailer.host, mailer.port) == ("relay.example.org", 2525)
+    delivery = config.registry.getUtility(IMailDelivery)
+    assert isinstance(delivery, DirectMailDelivery)
+    assert delivery.mailer is mailer
+
+
+def test_request_mailer_is_reified_and_bound_to_request_tm():
+    config = configure({"tm.manager_hook": "pyramid_tm.explicit_manager"})
+    request = make_request(config)
+    mailer = request.mailer
+    assert isinstance(mailer, RequestMailer)
+    assert request.mailer is mailer
+    assert mailer.transaction_manager is request.tm
+    assert make_request(config).mailer is not mailer
+
+
+def test_request_mailer_delivers_when_request_tm_commits():
+    config = configure(
+        {"tm.manager_hook": "pyramid_tm.explicit_manager"}, "pyramid_sendmail.testing"
+    )
+    request = make_request(config)
+    request.tm.begin()
+    request.mailer.send(welcome())
+    outbox = get_testing_mailer(request)
+    assert outbox.delivered == []
+    request.tm.commit()
+    assert [mail.subject for mail in outbox.delivered] == ["Welcome"]
+
+
+# --- bad settings fail at start-up -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        ({"mail.port": "abc"}, ["mail.port", "'abc'"]),
+        ({"mail.tls": "maybe"}, ["mail.tls", "'maybe'"]),
+        ({"mail.hots": "relay"}, ["mail.hots", "mail.host"]),
+        ({"mail.mailer": "no_such_module.Mailer"}, ["mail.mailer", "no_such_module"]),
+        ({"mail.mailer": "pyramid_sendmail:NoSuchMailer"}, ["mail.mailer", "NoSuchMailer"]),
+        ({"mail.default_sender": "not an address"}, ["mail.default_sender"]),
+    ],
+    ids=["port", "tls", "misspelt-key", "missing-module", "missing-name", "sender"],
+)
+def test_bad_settings_raise_configuration_error_at_include(settings, words):
+    config = Configurator(settings=settings)
+    with pytest.raises(ConfigurationError) as info:
+        config.include("pyramid_sendmail")
+    for word in words:
+        assert word in str(info.value)
+
+
+# --- mailers chosen by settings --------------------------------------------
+
+
+def test_file_mailer_writes_committed_mail_to_file_path(tmp_path):
+    folder = tmp_path / "outgoing"
+    config = configure({"mail.mailer": "file", "mail.file_path": str(folder)})
+    assert isinstance(config.registry.getUtility(IMailer), FileMailer)
+    app = sending_app(config)
+    app.get("/send")
+    [path] = folder.glob("*.eml")
+    message = email.message_from_bytes(path.read_bytes())
+    assert message["Subject"] == "Welcome"
+    assert message["To"] == "bob@example.org"
+
+
+def test_file_mailer_writes_nothing_for_an_aborted_request(tmp_path):
+    folder = tmp_path / "outgoing"
+    config = configure({"mail.mailer": "file", "mail.file_path": str(folder)})
+
+    def view(request):
+        request.mailer.send(welcome())
+        request.tm.doom()
+        return Response("doomed")
+
+    config.add_route("doom", "/doom")
+    config.add_view(view, route_name="doom")
+    webtest.TestApp(config.make_wsgi_app()).get("/doom")
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def test_mailer_dotted_name_is_called_with_the_settings():
+    settings = {"mail.mailer": f"{__name__}:SettingsMailer", "myapp.flag": "on"}
+    config = configure(settings)
+    mailer = config.registry.getUtility(IMailer)
+    assert isinstance(mailer, SettingsMailer)
+    assert mailer.settings["myapp.flag"] == "on"
+    sending_app(config).get("/send")
+    [(sender, recipients, _data)] = mailer.sent
+    assert (sender, recipients) == ("ann@example.org", ("bob@example.org",))
+
+
+# --- including more than once, and the testing include ---------------------
+
+
+def test_including_twice_is_harmless():
+    config = Configurator(settings={"mail.mailer": f"{__name__}:SettingsMailer"})
+    config.include("pyramid_tm")
+    config.include("pyramid_sendmail")
+    config.include("pyramid_sendmail")
+    config.commit()
+    tweens = config.registry.getUtility(ITweens)
+    names = [name for name, _factory in tweens.implicit()]
+    assert names.count("pyramid_sendmail.events.event_tween_factory") == 1
+    sending_app(config).get("/send")
+    assert len(config.registry.getUtility(IMailer).sent) == 1
+
+
+def test_event_tween_sits_over_pyramid_tm():
+    config = configure()
+    names = [name for name, _factory in config.registry.getUtility(ITweens).implicit()]
+    assert names.index("pyramid_sendmail.events.event_tween_factory") < names.index(
+        "pyramid_tm.tm_tween_factory"
+    )
+
+
+@pytest.mark.parametrize(
+    "includes",
+    [
+        ("pyramid_sendmail.testing",),
+        ("pyramid_sendmail.testing", "pyramid_sendmail"),
+        ("pyramid_sendmail", "pyramid_sendmail.testing"),
+    ],
+    ids=["testing-alone", "testing-first", "testing-last"],
+)
+def test_testing_include_gives_in_memory_mailer_in_any_order(includes):
+    # A relay nobody listens on: nothing may try to reach it.
+    settings = {"mail.host": "127.0.0.1", "mail.port": "9"}
+    config = configure(settings, *includes)
+    outbox = get_testing_mailer(config.registry)
+    assert isinstance(outbox, InMemoryMailer)
+    assert config.registry.getUtility(IMailer) is outbox
+    assert config.registry.getUtility(IMailDelivery).mailer is outbox
+    app = sending_app(config)
+    app.get("/send")
+    assert [mail.subject for mail in outbox.delivered] == ["Welcome"]
+    assert len(outbox.outbox) == 1
+
+
+def test_testing_include_replaces_queued_delivery_with_direct(tmp_path):
+    settings = {"mail.queue_path": str(tmp_path / "queue")}
+    config = configure(settings, "pyramid_sendmail", "pyramid_sendmail.testing")
+    sending_app(config).get("/send")
+    assert len(get_testing_mailer(config.registry).delivered) == 1
+
+
+def test_get_mailer_of_registry_sends_with_thread_transaction():
+    from pyramid_sendmail import get_mailer
+
+    config = configure({}, "pyramid_sendmail.testing")
+    with transaction.manager:
+        get_mailer(config.registry).send(welcome())
+    assert len(get_testing_mailer(config.registry).delivered) == 1
