@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
-import socket
 import ssl
 from collections.abc import Callable, Sequence
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any
 
 from zope.interface import implementer
 
-from .exceptions import MailDeliveryError
+from .exceptions import MailDeliveryError, RelayUnavailable
 from .interfaces import ISMTPMailer
 from .results import SendResult
 
@@ -70,7 +71,7 @@ class SMTPMailer:
         self.local_hostname = local_hostname
         self.pipelining = pipelining
         self._smtp_factory = smtp_factory
-        self._context: ssl.SSLContext | None = None
+        self._context: SSLContext | None = None
 
     def __repr__(self) -> str:
         # Never show the password.
@@ -85,7 +86,7 @@ class SMTPMailer:
         with self.session() as session:
             return session.send(sender, recipients, message)
 
-    def ssl_context(self) -> ssl.SSLContext:
+    def ssl_context(self) -> SSLContext:
         """The TLS context, built once: verification on unless disabled."""
         if self._context is None:
             context = ssl.create_default_context(cafile=self.cafile)
@@ -101,10 +102,15 @@ class SMTPMailer:
         """Open, secure and authenticate a connection; errors are classified."""
         try:
             return self._connect()
-        except MailDeliveryError:
-            raise
         except Exception as exc:
-            raise classify(exc, f"connecting to {self.host}:{self.port}") from exc
+            error = (
+                exc
+                if isinstance(exc, MailDeliveryError)
+                else classify(exc, f"connecting to {self.host}:{self.port}")
+            )
+            # Whatever went wrong, no message was sent and none is at fault:
+            # the relay is unusable for now, so every message waits.
+            raise RelayUnavailable(error.reason, temporary=True, code=error.code) from exc
 
     def _connect(self) -> smtplib.SMTP:
         kwargs: dict[str, Any] = {"timeout": self.timeout}
@@ -122,8 +128,7 @@ class SMTPMailer:
             if self.tls:
                 if not conn.has_extn("starttls"):
                     raise MailDeliveryError(
-                        f"{self.host}:{self.port} does not offer STARTTLS, "
-                        "which mail.tls requires",
+                        f"{self.host}:{self.port} does not offer STARTTLS, which mail.tls requires",
                         temporary=True,
                     )
                 conn.starttls(context=self.ssl_context())
@@ -175,19 +180,23 @@ class SMTPSession:
     def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
         """Transmit one message; see :meth:`pyramid_sendmail.IMailer.send`."""
         reused = self._conn is not None
-        conn = self._connection()
         try:
-            return self._transmit(conn, sender, recipients, message)
+            try:
+                return self._transmit(self._connection(), sender, recipients, message)
+            except _StaleConnection:
+                if not reused:
+                    raise
+                # The server closed an idle connection before our first
+                # command of this message: nothing was sent, so reconnecting
+                # (once) is safe.
+                self._abandon()
+                return self._transmit(self._connection(), sender, recipients, message)
         except _StaleConnection:
-            # The server closed an idle connection before our first command
-            # of this message: nothing was sent, so reconnecting is safe.
             self._abandon()
-            if not reused:
-                raise MailDeliveryError(
-                    f"{self.mailer.host}:{self.mailer.port} closed the connection",
-                    temporary=True,
-                ) from None
-            return self._transmit(self._connection(), sender, recipients, message)
+            raise MailDeliveryError(
+                f"{self.mailer.host}:{self.mailer.port} closed the connection",
+                temporary=True,
+            ) from None
         except MailDeliveryError as exc:
             if exc.code is None:
                 self._abandon()
@@ -223,7 +232,7 @@ class SMTPSession:
             raise reply_error(mail_code, mail_reply, "MAIL FROM refused")
         refused = {
             r: reply
-            for r, reply in zip(recipients, replies[1 : len(commands)])
+            for r, reply in zip(recipients, replies[1 : len(commands)], strict=True)
             if reply[0] not in (250, 251)
         }
         accepted = tuple(r for r in recipients if r not in refused)
@@ -231,8 +240,10 @@ class SMTPSession:
             _reset(conn, replies, len(commands))
             temporary = any(400 <= code < 500 for code, _ in refused.values())
             raise MailDeliveryError(
-                "every recipient was refused", temporary=temporary,
-                code=next(iter(refused.values()))[0], refused=refused,
+                "every recipient was refused",
+                temporary=temporary,
+                code=next(iter(refused.values()))[0],
+                refused=refused,
             )
         if len(replies) > len(commands):
             data_code, data_reply = replies[-1]
@@ -241,11 +252,12 @@ class SMTPSession:
             data_code, data_reply = conn.getreply()
         if data_code != 354:
             _reset(conn, [], 0)
-            raise reply_error(data_code, data_reply, "DATA refused", refused, accepted)
+            raise reply_error(data_code, data_reply, "DATA refused", refused)
         conn.send(_dot_stuff(message))
         code, reply = conn.getreply()
         if code != 250:
-            raise reply_error(code, reply, "message refused", refused, accepted)
+            # Recipients accepted at RCPT did not get the message either.
+            raise reply_error(code, reply, "message refused", refused)
         return SendResult(accepted=accepted, refused=refused)
 
 
@@ -260,8 +272,7 @@ def _mail_options(
         return []
     if not conn.has_extn("smtputf8"):
         raise MailDeliveryError(
-            f"an address is not ASCII and {mailer.host}:{mailer.port} "
-            "does not offer SMTPUTF8",
+            f"an address is not ASCII and {mailer.host}:{mailer.port} does not offer SMTPUTF8",
             temporary=False,
         )
     options = ["SMTPUTF8"]
@@ -281,6 +292,8 @@ def _pipeline(conn: smtplib.SMTP, commands: list[bytes]) -> list[tuple[int, byte
         conn.send(b"".join(commands))
         first = conn.getreply()
     except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+        if _timed_out(exc):
+            raise
         raise _StaleConnection() from exc
     return [first] + [conn.getreply() for _ in commands[1:]]
 
@@ -292,7 +305,7 @@ def _lockstep(conn: smtplib.SMTP, commands: list[bytes]) -> list[tuple[int, byte
             conn.send(command)
             replies.append(conn.getreply())
         except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
-            if index == 0:
+            if index == 0 and not _timed_out(exc):
                 raise _StaleConnection() from exc
             raise
         if index == 0 and replies[0][0] != 250:
@@ -307,11 +320,9 @@ def _reset(conn: smtplib.SMTP, replies: list[tuple[int, bytes]], sent: int) -> N
         # message ends it, and a conforming server then refuses that message.
         conn.send(b".\r\n")
         conn.getreply()
-    try:
+    # On failure the next message finds the connection stale and reconnects.
+    with contextlib.suppress(smtplib.SMTPException):
         conn.rset()
-    except smtplib.SMTPException:
-        # The next message will find the connection stale and reconnect.
-        pass
 
 
 def _dot_stuff(message: bytes) -> bytes:
@@ -325,7 +336,7 @@ def _dot_stuff(message: bytes) -> bytes:
 
 def reply_error(
     code: int,
-    reply: bytes,
+    reply: bytes | str,
     what: str,
     refused: dict[str, tuple[int, bytes]] | None = None,
     accepted: tuple[str, ...] = (),
@@ -336,7 +347,7 @@ def reply_error(
         f"{what}: {code} {text}",
         temporary=not 500 <= code < 600,
         code=code,
-        refused=refused,  # type: ignore[arg-type]
+        refused=refused,
         accepted=accepted,
     )
 
@@ -355,15 +366,22 @@ def classify(exc: BaseException, doing: str) -> MailDeliveryError:
         return MailDeliveryError(f"{doing}: {exc}", temporary=False)
     if isinstance(exc, ssl.SSLError):
         return MailDeliveryError(f"TLS failed while {doing}: {exc}", temporary=True)
-    if isinstance(exc, (socket.timeout, TimeoutError)):
+    if _timed_out(exc):
         return MailDeliveryError(f"timed out while {doing}", temporary=True)
     if isinstance(exc, (OSError, smtplib.SMTPException)):
         return MailDeliveryError(f"{doing}: {exc}", temporary=True)
     return MailDeliveryError(f"{doing}: {exc!r}", temporary=True)
 
 
+def _timed_out(exc: BaseException) -> bool:
+    # smtplib reports a timeout while reading a reply as a disconnection,
+    # raised while handling the socket's TimeoutError.
+    return isinstance(exc, TimeoutError) or (
+        isinstance(exc, smtplib.SMTPServerDisconnected)
+        and isinstance(exc.__context__, TimeoutError)
+    )
+
+
 def _close_quietly(conn: smtplib.SMTP) -> None:
-    try:
+    with contextlib.suppress(Exception):
         conn.close()
-    except Exception:
-        pass

@@ -1,0 +1,59 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from smtpserver import Certificates, SMTPTestServer
+
+# -- SMTP test server (tests/smtpserver.py) ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A trustme CA (``.cafile``) and the server certificate it issued."""
+    return Certificates.create(tmp_path_factory.mktemp("certificates"))
+
+
+@pytest.fixture
+def smtp_server_factory(
+    certificates: Certificates,
+) -> Iterator[Callable[..., SMTPTestServer]]:
+    """Start an :class:`SMTPTestServer` with the given options; all stop at teardown."""
+    servers: list[SMTPTestServer] = []
+
+    def start(**options: Any) -> SMTPTestServer:
+        server = SMTPTestServer(certificates=certificates, **options)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    errors = []
+    for server in servers:
+        try:
+            server.stop()
+        except RuntimeError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def smtp_server(smtp_server_factory: Callable[..., SMTPTestServer]) -> SMTPTestServer:
+    """A plain SMTP server: no TLS, no AUTH; PIPELINING and SMTPUTF8 offered."""
+    return smtp_server_factory()
+
+
+@pytest.fixture
+def tls_smtp_server(smtp_server_factory: Callable[..., SMTPTestServer]) -> SMTPTestServer:
+    """A server that requires STARTTLS and AUTH; trust it with ``cafile=server.cafile``."""
+    return smtp_server_factory(starttls=True, require_starttls=True, auth=True)
+
+
+@pytest.fixture
+def ssl_smtp_server(smtp_server_factory: Callable[..., SMTPTestServer]) -> SMTPTestServer:
+    """A server speaking TLS from the first byte (port 465 style), with AUTH."""
+    return smtp_server_factory(implicit_tls=True, auth=True, auth_without_tls=True)
