@@ -211,8 +211,11 @@ def deliver_now(session: Any, envelope: Envelope, events: EventSink) -> BaseExce
     log_attempt(envelope, started, describe(result))
     events(MailSent(envelope, result.accepted))
     if result.refused:
+        # Direct delivery does not retry: even a 4xx refusal is final here,
+        # but the error still says whether a later attempt could succeed.
+        temporary = any(code < 500 for code, _ in result.refused.values())
         error = MailDeliveryError(
-            "some recipients were refused", temporary=False, refused=result.refused
+            "some recipients were refused", temporary=temporary, refused=result.refused
         )
         events(MailFailed(envelope, error, list(result.refused)))
     return None
