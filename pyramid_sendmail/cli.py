@@ -7,6 +7,7 @@ usage or configuration.
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import logging
 import signal
@@ -23,7 +24,7 @@ from .envelope import prepare
 from .exceptions import SendmailError
 from .message import Message
 from .processor import QueueProcessor
-from .queue import MaildirQueue, open_queue
+from .queue import CorruptEntry, MaildirQueue, open_queue
 from .settings import parse_settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _dispatch(args, out)
-    except (ConfigurationError, SendmailError, FileNotFoundError) as exc:
+    except (ConfigurationError, SendmailError, FileNotFoundError, configparser.Error) as exc:
         print(f"psendmail: {exc}", file=sys.stderr)
         return 2
 
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
         "--no-app", action="store_true",
         help="do not load the application (events then reach no subscriber)",
     )
+    # "psendmail production.ini" alone means "run", which then has no --once.
+    parser.set_defaults(once=False)
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="deliver queued mail (default)")
     run.add_argument("--once", action="store_true", help="deliver what is due, then exit")
@@ -65,10 +68,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
-    from pyramid.paster import get_appsettings, setup_logging
+    from pyramid.paster import setup_logging
 
     setup_logging(args.config_uri)
-    settings = get_appsettings(args.config_uri, args.app_name)
+    settings = _read_settings(args.config_uri, args.app_name)
     values = parse_settings(settings)
     command = args.command or "run"
     if command == "send-test":
@@ -101,12 +104,38 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     return _run_forever(processor, values["queue_interval"])
 
 
+def _read_settings(config_uri: str, name: str) -> Any:
+    from pyramid.paster import get_appsettings
+
+    try:
+        return get_appsettings(config_uri, name)
+    except LookupError as exc:
+        import plaster
+
+        loader = plaster.get_loader(config_uri, protocols=["wsgi"])
+        section = f"app:{name}"
+        if section not in loader.get_sections():
+            raise ConfigurationError(f"{config_uri} has no [{section}] section") from exc
+        # A section of settings alone (no "use ="): enough unless the
+        # application must be loaded, which _load_registry reports.
+        return loader.get_settings(section)
+
+
 def _load_registry(config_uri: str, name: str) -> Any:
     from pyramid.paster import get_app
 
-    # Loading the app must not start a second processor in this process.
-    processor_thread.DISABLED = True
-    app = get_app(config_uri, name)
+    # Loading the app must not start a second processor in this process;
+    # the flag is put back so that main() leaves the process as it found it.
+    disabled, processor_thread.DISABLED = processor_thread.DISABLED, True
+    try:
+        app = get_app(config_uri, name)
+    except LookupError as exc:
+        raise ConfigurationError(
+            f"cannot load the application from {config_uri}: {exc} "
+            "(give --no-app to deliver without it)"
+        ) from exc
+    finally:
+        processor_thread.DISABLED = disabled
     registry = getattr(app, "registry", None)
     if registry is None:
         log.warning("the application has no registry; mail events reach no subscriber")
@@ -155,7 +184,16 @@ def _retry(queue: MaildirQueue, ids: list[str], every: bool, out: TextIO) -> int
     except KeyError as exc:
         print(f"psendmail retry: no failed message {exc.args[0]!r}", file=sys.stderr)
         return 1
+    except CorruptEntry as exc:
+        print(f"psendmail retry: {exc}; it stays in {queue.failed}", file=sys.stderr)
+        return 1
     print(f"put {len(moved)} message(s) back in the queue", file=out)
+    # What --all left behind is what cannot be read (list() skips it).
+    left = queue.status()["failed"]["count"] - len(queue.list("failed")) if every else 0
+    if left:
+        unreadable = f"{left} failed message(s) cannot be read"
+        print(f"psendmail retry: {unreadable} and stay in {queue.failed}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -181,12 +181,13 @@ class QueueProcessor:
         if permanent:
             failed = QueueEntry(entry.name, original.with_recipients(permanent),
                                 entry.queued_at, entry.attempts + 1)
-            self.queue.fail(failed, str(error), keep_claim=bool(temporary))
+            text = _error_text(error, permanent, refused)
+            self.queue.fail(failed, text, keep_claim=bool(temporary))
             self.notify(MailFailed(original, error, permanent))
         if temporary:
             entry.envelope = original.with_recipients(temporary)
             retry_at = now + self.backoff(age)
-            self.queue.defer(entry, retry_at, str(error))
+            self.queue.defer(entry, retry_at, _error_text(error, temporary, refused))
             self.notify(MailDeferred(original, error, retry_at, temporary))
 
     def _notify_registry(self, event: IMailEvent) -> None:
@@ -199,10 +200,29 @@ class QueueProcessor:
             threadlocal_manager.pop()
 
 
+def _is_reply(reply: Any) -> bool:
+    return isinstance(reply, tuple) and len(reply) == 2 and isinstance(reply[0], int)
+
+
 def _is_temporary(reply: Any, error: MailDeliveryError) -> bool:
-    if isinstance(reply, tuple) and reply and isinstance(reply[0], int):
+    if _is_reply(reply):
         return not 500 <= reply[0] < 600
     return error.temporary
+
+
+def _error_text(error: MailDeliveryError, recipients: list[str], refused: dict[str, Any]) -> str:
+    """What the queue file keeps: the server's own words for each recipient."""
+    replies = []
+    for recipient in recipients:
+        reply: Any = refused.get(recipient)
+        if _is_reply(reply):
+            code, text = reply
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", "replace")
+            replies.append(f"{recipient}: {code} {text}")
+    if not replies:
+        return str(error)
+    return f"{error.reason}: " + "; ".join(replies)
 
 
 class _SharedFeed:

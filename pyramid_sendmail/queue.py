@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import re
 import socket
 import threading
 import time
@@ -37,6 +38,8 @@ from .envelope import Envelope
 from .interfaces import IMailQueue
 
 _PREFIX = b"X-Pyramid-Sendmail-"
+# What _new_name() makes: the time in ns, the pid and a counter, the host.
+_MESSAGE_NAME = re.compile(r"[0-9]{20}\.[0-9]+_[0-9]+\.[^/]+")
 _SUBDIRS = ("tmp", "new", "cur", "failed")
 _DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -85,7 +88,12 @@ class MaildirQueue:
     def prepare(self, envelope: Envelope) -> str:
         """Write *envelope* durably into ``tmp/`` and return its name."""
         name = self._new_name()
-        self._write(os.path.join(self.tmp, name), _serialize(envelope, self.clock(), 0))
+        now = self.clock()
+        path = os.path.join(self.tmp, name)
+        self._write(path, _serialize(envelope, now, 0))
+        # Due at once by the queue's clock, whatever time the file system
+        # stamped it with (a clock behind it would leave the message waiting).
+        os.utime(path, (now, now))
         return name
 
     def publish(self, names: list[str]) -> None:
@@ -129,13 +137,16 @@ class MaildirQueue:
     def claim(self, name: str) -> QueueEntry | None:
         """Claim *name* for this processor alone.
 
-        Returns None when another processor took it first. A file that
-        cannot be read is moved to ``failed/`` with the reason.
+        Returns None when another processor took it first, or when it is
+        not due (another processor deferred it since it was listed). A file
+        that cannot be read is moved to ``failed/`` with the reason.
         """
         source = os.path.join(self.new, name)
         target = os.path.join(self.cur, name)
         now = self.clock()
         try:
+            if os.stat(source).st_mtime > now:
+                return None
             # The mtime of a claimed file is its claim time.
             os.utime(source, (now, now))
             os.rename(source, target)
@@ -163,7 +174,7 @@ class MaildirQueue:
         entry.error = error
         temp = os.path.join(self.tmp, entry.name)
         data = _serialize(entry.envelope, entry.queued_at, entry.attempts, error)
-        self._write(temp, data)
+        self._rewrite(temp, data)
         os.utime(temp, (until, until))
         claimed = os.path.join(self.cur, entry.name)
         # Replace the claimed file first: a crash between the two renames
@@ -181,7 +192,7 @@ class MaildirQueue:
         """
         name = self._new_name() if keep_claim else entry.name
         temp = os.path.join(self.tmp, name)
-        self._write(temp, _serialize(entry.envelope, entry.queued_at, entry.attempts, error))
+        self._rewrite(temp, _serialize(entry.envelope, entry.queued_at, entry.attempts, error))
         os.rename(temp, os.path.join(self.failed, name))
         _fsync_dir(self.failed)
         if not keep_claim:
@@ -206,19 +217,29 @@ class MaildirQueue:
     def retry(self, names: Iterable[str] | None = None) -> list[str]:
         """Put failed messages (all, or *names*) back in the queue, as new.
 
-        Returns the names moved; raises KeyError for a name not in ``failed/``.
+        Returns the names moved. Every name is checked before any is moved:
+        a name not in ``failed/`` raises KeyError, and one that cannot be read
+        raises :class:`CorruptEntry`. Without *names*, unreadable files are
+        left where they are.
         """
+        every = names is None
         if names is None:
             names = [name for name, _ in self._scan(self.failed)]
-        moved = []
-        for name in names:
+        envelopes = []
+        # A name given twice must not queue the message twice.
+        for name in dict.fromkeys(names):
             path = os.path.join(self.failed, name)
-            if not _is_message_name(name) or not os.path.exists(path):
+            if not _is_message_name(name) or not os.path.isfile(path):
                 raise KeyError(name)
-            with open(path, "rb") as f:
-                envelope = _parse(name, f.read()).envelope
-            new_name = self._new_name()
-            self._write(os.path.join(self.tmp, new_name), _serialize(envelope, self.clock(), 0))
+            try:
+                with open(path, "rb") as f:
+                    envelopes.append((path, _parse(name, f.read()).envelope))
+            except (OSError, CorruptEntry) as exc:
+                if not every:
+                    raise CorruptEntry(f"{name} cannot be read: {exc}") from exc
+        moved = []
+        for path, envelope in envelopes:
+            new_name = self.prepare(envelope)
             self.publish([new_name])
             _unlink(path)
             moved.append(new_name)
@@ -281,6 +302,12 @@ class MaildirQueue:
             raise
         os.close(fd)
 
+    def _rewrite(self, path: str, data: bytes) -> None:
+        # A processor killed while rewriting this message left its copy
+        # here; it is ours and outdated, and must not block the rewrite.
+        _unlink(path)
+        self._write(path, data)
+
     def _scan(self, directory: str) -> Iterator[tuple[str, float]]:
         with os.scandir(directory) as entries:
             for entry in entries:
@@ -328,6 +355,7 @@ def _serialize(
         *(f"X-Pyramid-Sendmail-To: <{r}>" for r in envelope.recipients),
         f"X-Pyramid-Sendmail-Queued: {queued_at:.6f}",
         f"X-Pyramid-Sendmail-Attempts: {attempts}",
+        f"X-Pyramid-Sendmail-Length: {len(envelope.data)}",
     ]
     if error:
         lines.append("X-Pyramid-Sendmail-Error: " + " ".join(error.split())[:900])
@@ -356,14 +384,17 @@ def _parse(name: str, data: bytes) -> QueueEntry:
     body = data[position:]
     if not body or not recipients:
         raise CorruptEntry("the file holds no message or no recipient")
+    length = fields.get("Length", [None])[0]
+    if length is not None and length != str(len(body)):
+        raise CorruptEntry(f"the message is truncated: {len(body)} of {length} bytes")
     envelope = Envelope(sender, recipients, body, message_id)
     error = fields.get("Error", [None])[0]
     return QueueEntry(name, envelope, queued_at, attempts, error)
 
 
 def _is_message_name(name: str) -> bool:
-    # Dotfiles and foreign files are never messages: ours start with digits.
-    return name[:1].isdigit() and "/" not in name
+    # Dotfiles and foreign files are never messages: only names we make are.
+    return _MESSAGE_NAME.fullmatch(name) is not None
 
 
 def _name_time(name: str) -> float:

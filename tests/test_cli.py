@@ -1,0 +1,433 @@
+"""``psendmail``: run in-process through main(), and as a process for signals."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyramid_sendmail import Message, processor_thread
+from pyramid_sendmail.cli import main
+from pyramid_sendmail.envelope import Envelope, prepare
+from pyramid_sendmail.queue import STALE_TMP_AGE, MaildirQueue
+
+APP_INI = """\
+[app:main]
+use = egg:mailform
+mail.host = 127.0.0.1
+mail.port = {port}
+mail.timeout = 5
+mail.default_sender = Example App <app@example.org>
+mail.queue_path = %(here)s/queue
+mail.queue_interval = 60
+{extra}
+"""
+
+# Settings alone, no "use =": enough for psendmail --no-app.
+SETTINGS_INI = """\
+[app:main]
+mail.host = 127.0.0.1
+mail.port = {port}
+mail.timeout = 5
+mail.queue_path = %(here)s/queue
+{extra}
+"""
+
+
+def envelope(subject: str = "Hello", to: Sequence[str] = ("bob@example.org",)) -> Envelope:
+    return prepare(
+        Message(subject=subject, sender="ann@example.org", recipients=list(to), body="Hi\n")
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Psendmail:
+    """An INI file in tmp_path, its queue, and main() run in this process."""
+
+    def __init__(self, tmp_path: Path, port: int) -> None:
+        self.tmp_path = tmp_path
+        self.port = port
+        self.ini = tmp_path / "app.ini"
+        self.write()
+        self.queue = MaildirQueue(str(tmp_path / "queue"))
+
+    def write(self, template: str = APP_INI, extra: str = "", port: int | None = None) -> str:
+        self.ini.write_text(template.format(port=port or self.port, extra=extra))
+        return str(self.ini)
+
+    def __call__(self, *argv: str) -> tuple[int, str]:
+        out = io.StringIO()
+        code = main([str(self.ini), *argv], out=out)
+        return code, out.getvalue()
+
+    def fail_one(self, subject: str = "failed", error: str = "550 5.1.1 No such user") -> str:
+        entry = self.queue.claim(self.queue.add(envelope(subject)))
+        assert entry is not None
+        self.queue.fail(entry, error)
+        return entry.name
+
+    def files(self, sub: str) -> list[str]:
+        return sorted(n for n in os.listdir(self.tmp_path / "queue" / sub) if n[0] != ".")
+
+
+@pytest.fixture
+def psendmail(tmp_path: Path, smtp_server: Any) -> Psendmail:
+    return Psendmail(tmp_path, smtp_server.port)
+
+
+# -- status -----------------------------------------------------------------
+
+
+def test_status_prints_counts_of_each_kind(psendmail: Psendmail) -> None:
+    psendmail.queue.add(envelope("one"))
+    psendmail.queue.add(envelope("two"))
+    psendmail.fail_one()
+
+    code, out = psendmail("status")
+
+    assert code == 0
+    rows = {}
+    for line in out.splitlines()[1:]:
+        words = line.split()
+        number_at = next(i for i, w in enumerate(words) if w.isdigit())
+        rows[" ".join(words[:number_at])] = int(words[number_at])
+    assert str(psendmail.queue.path) in out.splitlines()[0]
+    assert rows == {"queued": 2, "deferred": 0, "claimed": 0, "failed": 1, "stale tmp": 0}
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert "oldest" in lines["queued"]
+    assert "oldest" not in lines["deferred"]
+
+
+def test_status_json_gives_counts_and_ages(psendmail: Psendmail) -> None:
+    psendmail.queue.add(envelope("queued"))
+    psendmail.fail_one()
+    stale = psendmail.queue.prepare(envelope("never published"))
+    old = time.time() - STALE_TMP_AGE - 60
+    os.utime(Path(psendmail.queue.tmp, stale), (old, old))
+
+    code, out = psendmail("status", "--json")
+
+    assert code == 0
+    report = json.loads(out)
+    assert report["queue"] == psendmail.queue.path
+    assert {kind: report[kind]["count"] for kind in report if kind != "queue"} == {
+        "queued": 1,
+        "deferred": 0,
+        "claimed": 0,
+        "failed": 1,
+        "stale_tmp": 1,
+    }
+    assert report["deferred"]["oldest"] is None
+    assert report["queued"]["oldest"] >= 0
+    # Reported, never deleted.
+    assert psendmail.files("tmp") == [stale]
+
+
+def test_status_of_an_empty_queue(psendmail: Psendmail) -> None:
+    code, out = psendmail("status", "--json")
+
+    assert code == 0
+    assert all(json.loads(out)[kind]["count"] == 0 for kind in ("queued", "failed"))
+
+
+def test_status_reads_an_ini_with_settings_only(psendmail: Psendmail) -> None:
+    psendmail.write(SETTINGS_INI)
+    psendmail.queue.add(envelope())
+
+    code, out = psendmail("status", "--json")
+
+    assert code == 0
+    assert json.loads(out)["queued"]["count"] == 1
+
+
+# -- retry ------------------------------------------------------------------
+
+
+def test_retry_puts_the_named_failed_message_back(psendmail: Psendmail) -> None:
+    first = psendmail.fail_one("first")
+    second = psendmail.fail_one("second")
+
+    code, out = psendmail("retry", first)
+
+    assert code == 0
+    assert "1 message" in out
+    assert psendmail.files("failed") == [second]
+    [entry] = psendmail.queue.list("new")
+    assert str(entry.envelope.message["Subject"]) == "first"
+    assert entry.attempts == 0
+
+
+def test_retry_all_puts_every_failed_message_back(psendmail: Psendmail) -> None:
+    for subject in ("one", "two", "three"):
+        psendmail.fail_one(subject)
+
+    code, out = psendmail("retry", "--all")
+
+    assert code == 0
+    assert "3 message" in out
+    assert psendmail.files("failed") == []
+    assert len(psendmail.files("new")) == 3
+
+
+def test_retry_of_an_unknown_id_exits_1_and_moves_nothing(
+    psendmail: Psendmail, capsys: pytest.CaptureFixture[str]
+) -> None:
+    known = psendmail.fail_one()
+
+    code, _ = psendmail("retry", known, "no-such-message")
+
+    assert code == 1
+    assert "no-such-message" in capsys.readouterr().err
+    assert psendmail.files("failed") == [known]
+    assert psendmail.files("new") == []
+
+
+def test_retry_without_ids_or_all_is_a_usage_error(
+    psendmail: Psendmail, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = psendmail("retry")
+
+    assert code == 2
+    assert "--all" in capsys.readouterr().err
+
+
+def test_retry_of_an_unreadable_dead_letter_exits_1_and_keeps_it(
+    psendmail: Psendmail, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = psendmail.queue.add(envelope("bad"))
+    Path(psendmail.queue.new, bad).write_bytes(b"garbage")
+    psendmail.queue.claim(bad)  # set aside as corrupt
+    good = psendmail.fail_one("good")
+
+    code, _ = psendmail("retry", bad)
+    assert code == 1
+    assert bad in capsys.readouterr().err
+    assert psendmail.files("failed") == sorted([bad, good])
+
+    code, out = psendmail("retry", "--all")
+    assert code == 1
+    assert "1 message" in out
+    assert "cannot be read" in capsys.readouterr().err
+    assert psendmail.files("failed") == [bad]
+    assert len(psendmail.files("new")) == 1
+
+
+# -- run --once and send-test -----------------------------------------------
+
+
+def test_run_once_drains_the_queue_to_the_relay(psendmail: Psendmail, smtp_server: Any) -> None:
+    mails = [envelope(f"message {i}") for i in range(3)]
+    for mail in mails:
+        psendmail.queue.add(mail)
+
+    code, out = psendmail("run", "--once")
+
+    assert code == 0
+    assert "3 message" in out
+    assert sorted(m.data for m in smtp_server.messages) == sorted(m.data for m in mails)
+    assert psendmail.files("new") == []
+    assert psendmail.files("cur") == []
+
+
+def test_run_once_loading_the_app_starts_no_thread_and_leaves_no_trace(
+    psendmail: Psendmail, smtp_server: Any
+) -> None:
+    psendmail.write(extra="mail.queue_processor = thread")
+    psendmail.queue.add(envelope())
+
+    code, _ = psendmail("run", "--once")
+
+    assert code == 0
+    assert len(smtp_server.messages) == 1
+    # Loading the app must not disable the processor thread for the rest
+    # of this process (an application created later must start one).
+    assert processor_thread.DISABLED is False
+
+
+def test_run_once_without_the_app_reads_settings_only(
+    psendmail: Psendmail, smtp_server: Any
+) -> None:
+    psendmail.write(SETTINGS_INI)
+    psendmail.queue.add(envelope())
+
+    code, _ = psendmail("--no-app", "run", "--once")
+
+    assert code == 0
+    assert len(smtp_server.messages) == 1
+
+
+def test_run_with_settings_only_and_without_no_app_says_what_to_do(
+    psendmail: Psendmail, capsys: pytest.CaptureFixture[str]
+) -> None:
+    psendmail.write(SETTINGS_INI)
+
+    code, _ = psendmail("run", "--once")
+
+    assert code == 2
+    assert "--no-app" in capsys.readouterr().err
+
+
+def test_run_once_with_the_relay_down_keeps_the_mail(psendmail: Psendmail) -> None:
+    psendmail.write(port=closed_port())
+    psendmail.queue.add(envelope())
+
+    code, _ = psendmail("run", "--once")
+
+    assert code == 0
+    assert len(psendmail.files("new")) == 1
+    assert psendmail.files("failed") == []
+
+
+def test_send_test_sends_one_message_to_the_address(psendmail: Psendmail, smtp_server: Any) -> None:
+    code, out = psendmail("send-test", "admin@example.net")
+
+    assert code == 0
+    [received] = smtp_server.messages
+    assert received.recipients == ("admin@example.net",)
+    assert received.sender == "app@example.org"
+    assert b"psendmail send-test" in received.data
+    assert "admin@example.net" in out
+    assert psendmail.files("new") == []
+
+
+def test_send_test_to_an_unreachable_relay_exits_1(
+    psendmail: Psendmail, capsys: pytest.CaptureFixture[str]
+) -> None:
+    psendmail.write(port=closed_port())
+
+    code, _ = psendmail("send-test", "admin@example.net")
+
+    assert code == 1
+    assert "not sent" in capsys.readouterr().err
+
+
+# -- configuration errors ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ("mail.queue_workers = lots", "mail.queue_workers"),
+        ("mail.retry_min = soon", "mail.retry_min"),
+        ("mail.hots = smtp.example.org", "mail.host"),
+    ],
+)
+def test_bad_setting_exits_2_naming_it(
+    psendmail: Psendmail, capsys: pytest.CaptureFixture[str], extra: str, named: str
+) -> None:
+    psendmail.write(extra=extra)
+
+    code, _ = psendmail("status")
+
+    assert code == 2
+    assert named in capsys.readouterr().err
+
+
+def test_missing_queue_path_exits_2(
+    psendmail: Psendmail, capsys: pytest.CaptureFixture[str]
+) -> None:
+    psendmail.ini.write_text("[app:main]\nuse = egg:mailform\n")
+
+    code, _ = psendmail("status")
+
+    assert code == 2
+    assert "mail.queue_path" in capsys.readouterr().err
+
+
+def test_queue_path_that_is_a_file_exits_2(
+    psendmail: Psendmail, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    psendmail.write(APP_INI.replace("%(here)s/queue", str(tmp_path / "a-file")))
+
+    code, _ = psendmail("status")
+
+    assert code == 2
+    assert "mail.queue_path" in capsys.readouterr().err
+
+
+def test_malformed_config_file_exits_2(
+    psendmail: Psendmail, capsys: pytest.CaptureFixture[str]
+) -> None:
+    psendmail.write(extra="mail.host = twice.example.org")
+
+    code, _ = psendmail("status")
+
+    assert code == 2
+    assert "mail.host" in capsys.readouterr().err
+
+
+def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main([str(tmp_path / "nowhere.ini"), "status"], out=io.StringIO())
+
+    assert code == 2
+    assert "nowhere.ini" in capsys.readouterr().err
+
+
+def test_missing_app_section_exits_2(
+    psendmail: Psendmail, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = psendmail("--app-name", "other", "status")
+
+    assert code == 2
+    assert "app:other" in capsys.readouterr().err
+
+
+def test_unknown_command_is_a_usage_error(psendmail: Psendmail) -> None:
+    with pytest.raises(SystemExit) as exited:
+        psendmail("frobnicate")
+
+    assert exited.value.code == 2
+
+
+# -- run until a signal -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv", [[], ["run"], ["--no-app", "run"]], ids=["default", "run", "no-app"]
+)
+def test_run_delivers_and_exits_0_on_sigterm(
+    psendmail: Psendmail, smtp_server: Any, argv: list[str]
+) -> None:
+    mail = envelope()
+    psendmail.queue.add(mail)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pyramid_sendmail.cli", str(psendmail.ini), *argv],
+        cwd=psendmail.tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # The process has delivered the queued message: it is in its loop.
+        deadline = time.monotonic() + 60
+        while not smtp_server.messages and process.poll() is None:
+            assert time.monotonic() < deadline, "psendmail run delivered nothing"
+            time.sleep(0.05)
+        assert process.poll() is None, process.communicate()[1].decode()
+
+        process.send_signal(signal.SIGTERM)
+        # mail.queue_interval is 60 s: the signal ends the wait at once.
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 0, err.decode()
+    assert [m.data for m in smtp_server.messages] == [mail.data]
+    assert psendmail.files("new") == psendmail.files("cur") == []
