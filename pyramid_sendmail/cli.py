@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("config_uri", help="the application's INI file, e.g. production.ini")
     parser.add_argument("--app-name", default="main", help="the app section (default: main)")
     parser.add_argument(
-        "--no-app", action="store_true",
+        "--no-app",
+        action="store_true",
         help="do not load the application (events then reach no subscriber)",
     )
     # "psendmail production.ini" alone means "run", which then has no --once.

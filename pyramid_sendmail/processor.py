@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import transaction
@@ -17,6 +17,7 @@ from .events import MailDeferred, MailFailed, MailSent, notify_in_transaction
 from .exceptions import MailDeliveryError, RelayUnavailable
 from .interfaces import IMailer, IMailEvent, IMailQueue, IMailQueueProcessor
 from .queue import QueueEntry
+from .results import SendResult
 
 log = logging.getLogger(__name__)
 
@@ -108,56 +109,72 @@ class QueueProcessor:
         return counter.value - before
 
     def _work(self, feed: _SharedFeed, counter: _Counter) -> None:
-        session = None
-        in_session = 0
-        try:
-            for name in feed:
-                if self.stopping.is_set() or self._relay_down.is_set():
-                    break
-                entry = self.queue.claim(name)
-                if entry is None:
-                    continue
-                if session is None:
-                    session = self.mailer.session()
-                    in_session = 0
-                try:
-                    self._deliver(session, entry)
-                except Exception:
-                    # A bug or an unreadable queue must not kill the worker;
-                    # the claim times out and the message is tried again.
-                    log.exception("could not process queued mail %s", entry.name)
-                counter.add()
-                in_session += 1
-                if in_session >= self.batch_size:
-                    session.close()
-                    session = None
-        finally:
-            if session is not None:
-                session.close()
+        claims = self._claims(feed)
+        while True:
+            taken = 0
 
-    def _deliver(self, session: Any, entry: QueueEntry) -> None:
+            def batch() -> Iterator[tuple[tuple[QueueEntry, float], str, Any, bytes]]:
+                nonlocal taken
+                for entry in claims:
+                    envelope = entry.envelope
+                    yield (
+                        (entry, time.monotonic()),
+                        envelope.sender,
+                        envelope.recipients,
+                        envelope.data,
+                    )
+                    taken += 1
+                    if taken >= self.batch_size:
+                        return
+
+            def report(token: tuple[QueueEntry, float], outcome: Any) -> None:
+                try:
+                    self._settle(token[0], token[1], outcome)
+                except Exception:
+                    # A bug or an unwritable queue must not kill the worker;
+                    # the claim times out and the message is tried again.
+                    log.exception("could not settle queued mail %s", token[0].name)
+                counter.add()
+
+            with self.mailer.session() as session:
+                send_each(session, batch(), report)
+            if taken < self.batch_size:
+                return
+
+    def _claims(self, feed: _SharedFeed) -> Iterator[QueueEntry]:
+        for name in feed:
+            if self.stopping.is_set() or self._relay_down.is_set():
+                return
+            entry = self.queue.claim(name)
+            if entry is not None:
+                yield entry
+
+    def _settle(self, entry: QueueEntry, started: float, outcome: Any) -> None:
+        """Act on one message's outcome: complete, defer, fail or release it."""
         envelope = entry.envelope
-        started = time.monotonic()
-        try:
-            result = session.send(envelope.sender, envelope.recipients, envelope.data)
-        except MailDeliveryError as exc:
-            log_attempt(envelope, started, f"failed ({exc})", logging.WARNING)
-            refused = {r: exc.refused.get(r) for r in envelope.recipients}
-            self._failed(entry, exc, refused)
-            if isinstance(exc, RelayUnavailable):
-                # Trying the rest now would fail the same way, one connection
-                # attempt each: leave them queued for the next pass.
-                self._relay_down.set()
+        if isinstance(outcome, RelayUnavailable):
+            log_attempt(envelope, started, f"not sent ({outcome})", logging.WARNING)
+            # Not the message's fault: it goes back as it was, and the rest
+            # of this pass is left for the next one instead of failing the
+            # same way one connection attempt at a time.
+            self._relay_down.set()
+            if self.clock() - entry.queued_at < self.max_age:
+                self.queue.release(entry)
+                return
+        if isinstance(outcome, MailDeliveryError):
+            log_attempt(envelope, started, f"failed ({outcome})", logging.WARNING)
+            refused = {r: outcome.refused.get(r) for r in envelope.recipients}
+            self._failed(entry, outcome, refused)
             return
-        log_attempt(envelope, started, describe(result))
-        if result.refused:
+        log_attempt(envelope, started, describe(outcome))
+        if outcome.refused:
             error = MailDeliveryError(
-                "some recipients were refused", temporary=False, refused=result.refused
+                "some recipients were refused", temporary=False, refused=outcome.refused
             )
-            self._failed(entry, error, result.refused)
+            self._failed(entry, error, outcome.refused)
         else:
             self.queue.complete(entry.name)
-        self.notify(MailSent(envelope, result.accepted))
+        self.notify(MailSent(envelope, outcome.accepted))
 
     def _failed(
         self,
@@ -174,13 +191,16 @@ class QueueProcessor:
             permanent += temporary
             temporary = []
             error = MailDeliveryError(
-                f"gave up after {age:.0f}s: {error}", temporary=False, code=error.code,
+                f"gave up after {age:.0f}s: {error}",
+                temporary=False,
+                code=error.code,
                 refused=error.refused,
             )
         original = entry.envelope
         if permanent:
-            failed = QueueEntry(entry.name, original.with_recipients(permanent),
-                                entry.queued_at, entry.attempts + 1)
+            failed = QueueEntry(
+                entry.name, original.with_recipients(permanent), entry.queued_at, entry.attempts + 1
+            )
             text = _error_text(error, permanent, refused)
             self.queue.fail(failed, text, keep_claim=bool(temporary))
             self.notify(MailFailed(original, error, permanent))
@@ -198,6 +218,32 @@ class QueueProcessor:
             notify_in_transaction(self.registry, event, transaction.manager)
         finally:
             threadlocal_manager.pop()
+
+
+def send_each(
+    session: Any,
+    items: Iterable[tuple[Any, str, Any, bytes]],
+    report: Callable[[Any, SendResult | MailDeliveryError], None],
+) -> None:
+    """Send *items* through *session*, pipelined when it can (``send_many``).
+
+    Any mailer works: one without ``send_many`` sends one at a time, and an
+    unexpected error from it counts as a temporary failure.
+    """
+    send_many = getattr(session, "send_many", None)
+    if send_many is not None:
+        send_many(items, report)
+        return
+    for token, sender, recipients, message in items:
+        outcome: SendResult | MailDeliveryError
+        try:
+            outcome = session.send(sender, recipients, message)
+        except MailDeliveryError as exc:
+            outcome = exc
+        except Exception as exc:
+            log.exception("the mailer raised an unexpected error")
+            outcome = MailDeliveryError(f"the mailer failed: {exc!r}", temporary=True)
+        report(token, outcome)
 
 
 def _is_reply(reply: Any) -> bool:

@@ -349,14 +349,32 @@ def test_server_down_keeps_every_message_queued(
     files = listing(queue)
     assert len(files["new"]) == 3
     assert files["cur"] == files["failed"] == files["tmp"] == []
-    assert events and all(isinstance(e, MailDeferred) for e in events)
-    assert sorted(e.envelope.data for e in queue.list("new")) == sorted(m.data for m in mails)
+    # No message is at fault: none is deferred or charged an attempt, and
+    # the pass stops after the first failed connection of each worker.
+    assert events == []
+    entries = queue.list("new")
+    assert [e.attempts for e in entries] == [0, 0, 0]
+    assert sorted(e.envelope.data for e in entries) == sorted(m.data for m in mails)
 
     # Once the relay is back, every message is delivered exactly once.
     clock.advance(RETRY_MIN)
     processor_for(smtp_server).process_once()
     assert sorted(m.data for m in smtp_server.messages) == sorted(m.data for m in mails)
     assert listing(queue)["new"] == []
+
+
+def test_relay_down_past_max_age_fails_the_message(
+    queue: MaildirQueue, processor_for: Any, events: list[Any], clock: Clock
+) -> None:
+    queue.add(envelope())
+    clock.advance(MAX_AGE + 1)
+
+    processor_for(mailer=SMTPMailer("127.0.0.1", closed_port(), timeout=5.0)).process_once()
+
+    assert [type(e) for e in events] == [MailFailed]
+    files = listing(queue)
+    assert files["new"] == files["cur"] == []
+    assert len(files["failed"]) == 1
 
 
 def test_wrong_password_is_temporary(
@@ -379,9 +397,12 @@ def test_wrong_password_is_temporary(
 
     processor_for(mailer=mailer("not-the-password")).process_once()
 
-    assert [type(e) for e in events] == [MailDeferred]
+    # A rejected login is the relay's problem, not the message's: it stays
+    # queued as it was, and the password is written nowhere.
+    assert events == []
     assert listing(queue)["failed"] == []
     [entry] = queue.list("new")
+    assert entry.attempts == 0
     assert "not-the-password" not in (entry.error or "")
 
     clock.advance(RETRY_MIN)
