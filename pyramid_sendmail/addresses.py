@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from email import policy
 from email.headerregistry import Address
-from typing import Union
 
 from .exceptions import InvalidMessageError
 
-AddressLike = Union[str, Address, tuple[str, str]]
+AddressLike = str | Address | tuple[str, str]
 
 _header_factory = policy.default.header_factory
 # Defects that do not make an address wrong: non-ASCII local parts are valid
@@ -22,12 +21,25 @@ _header_factory = policy.default.header_factory
 _TOLERATED_DEFECTS = ("NonASCIILocalPartDefect",)
 
 
+# Everything str.splitlines() breaks on: the email package refuses all of
+# them in a header value, and a reader may too.
+_LINE_BREAKS = frozenset("\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 def check_header_value(field: str, value: str) -> None:
-    """Reject a header value that could start a new header line."""
+    """Reject a header value that could start a new header line.
+
+    Line breaks of any kind, and other control characters but tab, have no
+    place in a header (RFC 5322 section 2.2); NUL and its kin would also be
+    written raw into a UTF-8 (SMTPUTF8) header.
+    """
     if not isinstance(value, str):
         raise InvalidMessageError(f"{field} must be a string, not {value!r}")
-    if "\r" in value or "\n" in value:
-        raise InvalidMessageError(f"{field} contains a line break: {value!r}")
+    for char in value:
+        if char in _LINE_BREAKS:
+            raise InvalidMessageError(f"{field} contains a line break: {value!r}")
+        if (char < " " and char != "\t") or "\x7f" <= char <= "\x9f":
+            raise InvalidMessageError(f"{field} contains a control character: {value!r}")
 
 
 def parse_address(value: AddressLike, field: str = "address") -> Address:
@@ -45,7 +57,9 @@ def parse_address(value: AddressLike, field: str = "address") -> Address:
         check_header_value(field, value.display_name)
         address = _parse_one(value.addr_spec, field)
         address = Address(
-            display_name=value.display_name, username=address.username, domain=address.domain
+            display_name=value.display_name,
+            username=address.username,
+            domain=address.domain,
         )
     else:
         address = _parse_one(value, field)
@@ -59,12 +73,12 @@ def _parse_one(value: object, field: str) -> Address:
     try:
         header = _header_factory("To", value)
         addresses = header.addresses
-        defects = [
-            d for d in header.defects if type(d).__name__ not in _TOLERATED_DEFECTS
-        ]
+        # A group ("team: a@example.org;") is a list, not one mailbox.
+        grouped = any(group.display_name is not None for group in header.groups)
+        defects = [d for d in header.defects if type(d).__name__ not in _TOLERATED_DEFECTS]
     except Exception as exc:  # the parser raises odd errors on odd input
         raise InvalidMessageError(f"{field} {value!r} is not a valid address") from exc
-    if defects or len(addresses) != 1:
+    if defects or grouped or len(addresses) != 1:
         raise InvalidMessageError(f"{field} {value!r} is not exactly one valid address")
     address = addresses[0]
     if not address.username or not address.domain or " " in address.domain:

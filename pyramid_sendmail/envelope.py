@@ -51,13 +51,21 @@ class Envelope:
     def message(self) -> EmailMessage:
         """The message as an EmailMessage (parsed from the bytes if needed)."""
         if self._message is None:
-            self._message = _parser.parsebytes(self.data)  # type: ignore[assignment]
-        return self._message  # type: ignore[return-value]
+            self._message = _parser.parsebytes(self.data)
+        return self._message
 
     @property
     def needs_smtputf8(self) -> bool:
-        """True when an envelope address is not ASCII."""
-        return not all(a.isascii() for a in (self.sender, *self.recipients))
+        """True when an envelope address or the header section is not ASCII.
+
+        The headers hold raw UTF-8 only when an address in them is not
+        ASCII (other non-ASCII text is sent as encoded words), and such a
+        message may only travel to a relay that offers SMTPUTF8.
+        """
+        if not all(a.isascii() for a in (self.sender, *self.recipients)):
+            return True
+        end = self.data.find(b"\r\n\r\n")
+        return not self.data[: end if end >= 0 else len(self.data)].isascii()
 
     def with_recipients(self, recipients: Sequence[str]) -> Envelope:
         """Return a copy of this envelope for *recipients* only."""
@@ -86,13 +94,16 @@ def prepare(
         bcc = [parse_address(a, "bcc") for a in message.bcc]
     elif isinstance(message, EmailMessage):
         msg = copy.deepcopy(message)
-        _check_headers(msg)
-        bcc = _addresses(msg, "Bcc")
-        del msg["Bcc"]
+        bcc = []
     else:
         raise InvalidMessageError(
             f"send() takes a pyramid_sendmail.Message or an EmailMessage, not {message!r}"
         )
+    # A Message's extra_headers reach the headers unchecked by to_message(),
+    # so both kinds go through the same checks, Bcc included.
+    _check_headers(msg)
+    bcc.extend(_addresses(msg, "Bcc"))
+    del msg["Bcc"]
     if msg["From"] is None:
         if not default_sender:
             raise InvalidMessageError(
@@ -106,6 +117,7 @@ def prepare(
     if not recipients:
         raise InvalidMessageError("the message has no recipients (To, Cc or Bcc)")
     if redirect_to:
+        del msg["X-Original-Recipients"]
         msg["X-Original-Recipients"] = ", ".join(recipients)
         recipients = [parse_address(redirect_to, "mail.redirect_to").addr_spec]
     if msg["Message-ID"] is None:
@@ -114,7 +126,12 @@ def prepare(
         msg["Date"] = formatdate(localtime=True)
     message_id = str(msg["Message-ID"]).strip().strip("<>")
     envelope = Envelope(sender, recipients, b"", message_id, msg)
-    out_policy = _SMTPUTF8 if envelope.needs_smtputf8 else _SMTP
+    # Without SMTPUTF8 the email package writes a non-ASCII address in a
+    # header as an encoded word, which no reader can reply to.
+    utf8 = envelope.needs_smtputf8 or not all(
+        a.addr_spec.isascii() for name in _ADDRESS_HEADERS for a in _addresses(msg, name)
+    )
+    out_policy = _SMTPUTF8 if utf8 else _SMTP
     try:
         envelope.data = msg.as_bytes(policy=out_policy)
     except (UnicodeError, ValueError) as exc:
@@ -123,15 +140,19 @@ def prepare(
 
 
 def _check_headers(msg: EmailMessage) -> None:
-    for name, value in msg.items():
+    try:
+        items = msg.items()
+    except ValueError as exc:  # an encoded word that decodes to a line break
+        raise InvalidMessageError(f"a header of the message is malformed: {exc}") from exc
+    for name, value in items:
         if name.lower().startswith(RESERVED_PREFIX):
             raise InvalidMessageError(f"header {name} is reserved for pyramid_sendmail")
-        check_header_value(f"header {name}", str(value).replace("\r\n", "").replace("\n", ""))
+        check_header_value(f"header {name}", str(value))
         if getattr(value, "defects", None) and name.lower() in _ADDRESS_HEADERS:
             raise InvalidMessageError(f"header {name} {str(value)!r} does not parse")
 
 
-_ADDRESS_HEADERS = {"from", "sender", "to", "cc", "bcc", "reply-to"}
+_ADDRESS_HEADERS = ("from", "sender", "to", "cc", "bcc", "reply-to")
 
 
 def _addresses(msg: EmailMessage, name: str) -> list[Address]:

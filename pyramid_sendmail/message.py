@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Iterable, Mapping, Sequence
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
-from typing import IO, Union
+from typing import IO, Any, cast
 
 from .addresses import AddressLike, check_header_value, parse_address
 from .exceptions import InvalidMessageError
 
-HeadersLike = Union[Mapping[str, str], Iterable[tuple[str, str]]]
+_header_factory = policy.default.header_factory
+
+HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
 class Attachment:
@@ -42,33 +45,49 @@ class Attachment:
     def __repr__(self) -> str:
         return f"<Attachment {self.filename!r} {self.content_type!r}>"
 
-    def _payload(self) -> tuple[str, str, bytes | str]:
-        """Return ``(maintype, subtype, data)``, reading a file object once."""
+    def _payload(self) -> tuple[str, str, dict[str, str], bytes | str]:
+        """Return ``(maintype, subtype, params, data)``, reading a file once."""
         if self.data is None:
             raise InvalidMessageError(f"attachment {self.filename!r} has no data")
         data = self.data
-        if hasattr(data, "read"):
+        if not isinstance(data, (bytes, str)):
             data = data.read()
             self.data = data
         content_type = self.content_type
         if not content_type:
             guessed, _ = mimetypes.guess_type(self.filename or "")
             content_type = guessed or "application/octet-stream"
-        maintype, _, subtype = content_type.partition("/")
-        if not subtype:
-            raise InvalidMessageError(f"attachment content type {content_type!r} is not type/subtype")
-        if isinstance(data, str) and maintype != "text":
-            data = data.encode("utf-8")
-        return maintype, subtype, data  # type: ignore[return-value]
+        check_header_value("attachment content_type", content_type)
+        # pyramid_mailer accepts parameters: "text/plain; charset=latin-1".
+        parsed = _header_factory("Content-Type", content_type)
+        maintype, subtype = parsed.maintype, parsed.subtype
+        if parsed.defects or f"{maintype}/{subtype}" != parsed.content_type:
+            raise InvalidMessageError(
+                f"attachment content type {content_type!r} is not type/subtype"
+            )
+        params = dict(parsed.params)
+        if isinstance(data, str):
+            # Text is always written as UTF-8, whatever charset was named.
+            params.pop("charset", None)
+            if maintype != "text":
+                data = data.encode("utf-8")
+        return maintype, subtype, params, data
 
     def _add_to(self, part: EmailMessage, related: bool) -> None:
-        maintype, subtype, data = self._payload()
-        kwargs: dict[str, object] = {}
-        if self.filename:
-            check_header_value("attachment filename", self.filename)
-            kwargs["filename"] = self.filename
+        maintype, subtype, params, data = self._payload()
+        kwargs: dict[str, Any] = {}
+        disposition = self.disposition or ("inline" if related else "attachment")
+        check_header_value("attachment disposition", disposition)
+        # pyramid_mailer accepts 'attachment; filename="a.pdf"' as well.
+        parsed = _header_factory("Content-Disposition", disposition)
+        filename = self.filename or parsed.params.get("filename")
+        if filename:
+            check_header_value("attachment filename", filename)
+            kwargs["filename"] = filename
         if self.transfer_encoding:
             kwargs["cte"] = self.transfer_encoding
+        elif isinstance(data, str):
+            kwargs["cte"] = _cte(data)
         if self.content_id:
             check_header_value("attachment content_id", self.content_id)
             kwargs["cid"] = "<" + self.content_id.strip("<>") + ">"
@@ -76,11 +95,13 @@ class Attachment:
             kwargs["subtype"] = subtype
         else:
             kwargs["maintype"], kwargs["subtype"] = maintype, subtype
-        disposition = self.disposition or ("inline" if related else "attachment")
-        if related:
-            part.add_related(data, disposition=disposition, **kwargs)
-        else:
-            part.add_attachment(data, disposition=disposition, **kwargs)
+        if params:
+            kwargs["params"] = params
+        add = part.add_related if related else part.add_attachment
+        try:
+            add(data, disposition=parsed.content_disposition, **kwargs)
+        except ValueError as exc:
+            raise InvalidMessageError(f"attachment {filename!r} cannot be encoded: {exc}") from exc
 
 
 class Message:
@@ -90,20 +111,23 @@ class Message:
     :class:`email.headerregistry.Address` objects. ``bcc`` recipients receive
     the message but never appear in its headers. :meth:`to_message` builds
     the :class:`email.message.EmailMessage` that is sent.
+
+    The positional order of the arguments is pyramid_mailer's, so code
+    written for it keeps working; ``reply_to`` comes last.
     """
 
     def __init__(
         self,
         subject: str | None = None,
-        sender: AddressLike | None = None,
         recipients: Sequence[AddressLike] | None = None,
         body: str | None = None,
         html: str | None = None,
+        sender: AddressLike | None = None,
         cc: Sequence[AddressLike] | None = None,
         bcc: Sequence[AddressLike] | None = None,
-        reply_to: AddressLike | Sequence[AddressLike] | None = None,
-        attachments: Sequence[Attachment] | None = None,
         extra_headers: HeadersLike | None = None,
+        attachments: Sequence[Attachment] | None = None,
+        reply_to: AddressLike | Sequence[AddressLike] | None = None,
     ) -> None:
         self.subject = subject or ""
         self.sender = sender
@@ -122,7 +146,7 @@ class Message:
     @property
     def send_to(self) -> set[str]:
         """Every recipient: ``recipients``, ``cc`` and ``bcc`` together."""
-        return {str(r) for r in (*self.recipients, *self.cc, *self.bcc)}
+        return {_display(r) for r in (*self.recipients, *self.cc, *self.bcc)}
 
     def attach(self, attachment: Attachment) -> None:
         """Add *attachment* to the message."""
@@ -160,24 +184,39 @@ class Message:
         if self.html is not None and self.body is not None:
             _set_text(msg, self.body, "plain")
             msg.add_alternative(self.html, subtype="html", cte=_cte(self.html))
-            html_part = msg.get_payload()[1]
+            html_part: EmailMessage | None = cast(EmailMessage, list(msg.iter_parts())[1])
         elif self.html is not None:
             _set_text(msg, self.html, "html")
             html_part = msg
         else:
             _set_text(msg, self.body or "", "plain")
             html_part = None
-        if inline and html_part is None:
-            raise InvalidMessageError("inline attachments (with a content_id) need an html body")
         for attachment in inline:
+            if html_part is None:
+                raise InvalidMessageError(
+                    "inline attachments (with a content_id) need an html body"
+                )
             attachment._add_to(html_part, related=True)
         for attachment in attached:
             attachment._add_to(msg, related=False)
 
 
+def _display(address: AddressLike) -> str:
+    if isinstance(address, tuple):
+        name, spec = address
+        try:
+            return str(Address(display_name=name, addr_spec=spec))
+        except (ValueError, IndexError):  # send() will say what is wrong
+            return f"{name} <{spec}>"
+    return str(address)
+
+
 def _cte(text: str) -> str:
     """Pick a transfer encoding every relay accepts, readable when ASCII."""
-    if text.isascii() and all(len(line) <= 998 for line in text.splitlines()):
+    # Split where the generator ends lines: at CR and LF only, not at the
+    # other characters str.splitlines() knows (\v, \x1c, \x85...).
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if text.isascii() and "\0" not in text and all(len(x) <= 998 for x in lines):
         return "7bit"
     return "quoted-printable"
 
@@ -192,4 +231,3 @@ def _header_items(headers: HeadersLike) -> Iterable[tuple[str, str]]:
         if not name or not name.isascii() or any(c in name for c in ": \t\r\n"):
             raise InvalidMessageError(f"header name {name!r} is not a valid field name")
         yield name, value
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,14 @@ log = logging.getLogger(__name__)
 PREFIX = "mail."
 
 
+_BOOLEANS = frozenset(["true", "yes", "on", "1", "t", "y", "false", "no", "off", "0", "f", "n"])
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text not in ("true", "yes", "on", "1", "t", "y", "false", "no", "off", "0", "f", "n"):
+    if text not in _BOOLEANS:
         raise ValueError("a boolean (true or false)")
     return asbool(text)
 
@@ -46,8 +50,17 @@ def _seconds(value: Any) -> float:
         number = float(str(value).strip())
     except ValueError:
         raise ValueError("a number of seconds") from None
-    if number <= 0:
+    # "nan" and "inf" parse as floats but are no duration: nan compares
+    # false with everything, so it would slip past every check below.
+    if not math.isfinite(number) or number <= 0:
         raise ValueError("a positive number of seconds")
+    return number
+
+
+def _port(value: Any) -> int:
+    number = _int(value)
+    if not 1 <= number <= 65535:
+        raise ValueError("a port number between 1 and 65535")
     return number
 
 
@@ -79,7 +92,9 @@ def _choice(*choices: str) -> Callable[[Any], str]:
 
 def _mailer_kind(value: Any) -> str:
     text = str(value).strip()
-    if text in ("smtp", "sendmail", "file", "console") or "." in text or ":" in text:
+    if text.lower() in ("smtp", "sendmail", "file", "console"):
+        return text.lower()
+    if "." in text or ":" in text:
         return text
     raise ValueError("smtp, sendmail, file, console or a dotted name")
 
@@ -96,66 +111,178 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("mailer", _mailer_kind, "smtp", "choice",
-            "What delivers mail: ``smtp``, ``sendmail``, ``file``, ``console``, "
-            "or the dotted name of a factory taking the settings dict."),
+    Setting(
+        "mailer",
+        _mailer_kind,
+        "smtp",
+        "choice",
+        "What delivers mail: ``smtp``, ``sendmail``, ``file``, ``console``, "
+        "or the dotted name of a factory taking the settings dict.",
+    ),
     Setting("host", _text, "localhost", "string", "The SMTP relay's host name."),
-    Setting("port", _positive_int, None, "integer",
-            "The SMTP relay's port (default 25, or 465 with ``mail.ssl``)."),
+    Setting(
+        "port",
+        _port,
+        None,
+        "integer",
+        "The SMTP relay's port (default 25, or 465 with ``mail.ssl``).",
+    ),
     Setting("username", _text, None, "string", "The login for SMTP AUTH."),
-    Setting("password", _text, None, "string",
-            "The password for SMTP AUTH; never logged."),
-    Setting("tls", _bool, False, "boolean",
-            "Require STARTTLS before anything else is sent."),
+    Setting("password", _text, None, "string", "The password for SMTP AUTH; never logged."),
+    Setting("tls", _bool, False, "boolean", "Require STARTTLS before anything else is sent."),
     Setting("ssl", _bool, False, "boolean", "Speak TLS from the start (implicit TLS)."),
     Setting("keyfile", _text, None, "path", "The private key of a client certificate."),
     Setting("certfile", _text, None, "path", "A client certificate (PEM)."),
-    Setting("cafile", _text, None, "path",
-            "CA certificates to trust instead of the system's (PEM)."),
-    Setting("verify", _bool, True, "boolean",
-            "Verify the relay's certificate and host name. Leave it on."),
-    Setting("allow_insecure_auth", _bool, False, "boolean",
-            "Allow sending the password over an unencrypted connection."),
-    Setting("timeout", _seconds, 10.0, "seconds",
-            "The limit on each SMTP network operation."),
-    Setting("local_hostname", _text, None, "string",
-            "The name given in EHLO (default: this machine's FQDN)."),
-    Setting("pipelining", _bool, True, "boolean",
-            "Use ESMTP PIPELINING when the relay offers it."),
-    Setting("debug", _int, 0, "integer",
-            "smtplib's debug level: 1 or 2 prints the SMTP dialogue to stderr "
-            "(never the password)."),
-    Setting("sendmail_app", _text, "/usr/sbin/sendmail", "path",
-            "The sendmail binary, for ``mail.mailer = sendmail``."),
-    Setting("file_path", _text, "mail", "path",
-            "The folder that ``mail.mailer = file`` writes ``.eml`` files into."),
-    Setting("default_sender", _address, None, "address",
-            "The sender of messages that have none."),
-    Setting("redirect_to", _address, None, "address",
-            "Development: send every message to this one address instead, keeping "
-            "the original recipients in an ``X-Original-Recipients`` header."),
-    Setting("delivery", _choice("direct", "queued"), None, "choice",
-            "``direct`` or ``queued`` (default: queued when "
-            "``mail.queue_path`` is set, otherwise direct)."),
-    Setting("queue_path", _text, None, "path",
-            "The Maildir queue's folder; created when missing."),
-    Setting("queue_processor", _choice("none", "thread"), "none", "choice",
-            "``thread`` runs a queue processor thread in each application "
-            "process; ``none`` leaves the queue to ``psendmail``."),
-    Setting("queue_interval", _seconds, 3.0, "seconds",
-            "How often the processor looks for due mail."),
-    Setting("queue_workers", _positive_int, 2, "integer",
-            "Connections (threads) one processor delivers over at once."),
-    Setting("batch_size", _positive_int, 100, "integer",
-            "Messages sent over one connection before it is renewed."),
-    Setting("retry_min", _seconds, 60.0, "seconds",
-            "The shortest wait before retrying a deferred message."),
-    Setting("retry_max", _seconds, 3600.0, "seconds",
-            "The longest wait before retrying a deferred message."),
-    Setting("max_age", _seconds, 5 * 24 * 3600.0, "seconds",
-            "A message still undelivered after this long has failed."),
-    Setting("claim_timeout", _seconds, 600.0, "seconds",
-            "When a claim left by a dead processor goes back to the queue."),
+    Setting(
+        "cafile",
+        _text,
+        None,
+        "path",
+        "CA certificates to trust instead of the system's (PEM).",
+    ),
+    Setting(
+        "verify",
+        _bool,
+        True,
+        "boolean",
+        "Verify the relay's certificate and host name. Leave it on.",
+    ),
+    Setting(
+        "allow_insecure_auth",
+        _bool,
+        False,
+        "boolean",
+        "Allow sending the password over an unencrypted connection.",
+    ),
+    Setting(
+        "timeout",
+        _seconds,
+        10.0,
+        "seconds",
+        "The limit on each SMTP network operation.",
+    ),
+    Setting(
+        "local_hostname",
+        _text,
+        None,
+        "string",
+        "The name given in EHLO (default: this machine's FQDN).",
+    ),
+    Setting(
+        "pipelining",
+        _bool,
+        True,
+        "boolean",
+        "Use ESMTP PIPELINING when the relay offers it.",
+    ),
+    Setting(
+        "debug",
+        _int,
+        0,
+        "integer",
+        "smtplib's debug level: 1 or 2 prints the SMTP dialogue to stderr (never the password).",
+    ),
+    Setting(
+        "sendmail_app",
+        _text,
+        "/usr/sbin/sendmail",
+        "path",
+        "The sendmail binary, for ``mail.mailer = sendmail``.",
+    ),
+    Setting(
+        "file_path",
+        _text,
+        "mail",
+        "path",
+        "The folder that ``mail.mailer = file`` writes ``.eml`` files into.",
+    ),
+    Setting(
+        "default_sender",
+        _address,
+        None,
+        "address",
+        "The sender of messages that have none.",
+    ),
+    Setting(
+        "redirect_to",
+        _address,
+        None,
+        "address",
+        "Development: send every message to this one address instead, keeping "
+        "the original recipients in an ``X-Original-Recipients`` header.",
+    ),
+    Setting(
+        "delivery",
+        _choice("direct", "queued"),
+        None,
+        "choice",
+        "``direct`` or ``queued`` (default: queued when "
+        "``mail.queue_path`` is set, otherwise direct).",
+    ),
+    Setting(
+        "queue_path",
+        _text,
+        None,
+        "path",
+        "The Maildir queue's folder; created when missing.",
+    ),
+    Setting(
+        "queue_processor",
+        _choice("none", "thread"),
+        "none",
+        "choice",
+        "``thread`` runs a queue processor thread in each application "
+        "process; ``none`` leaves the queue to ``psendmail``.",
+    ),
+    Setting(
+        "queue_interval",
+        _seconds,
+        3.0,
+        "seconds",
+        "How often the processor looks for due mail.",
+    ),
+    Setting(
+        "queue_workers",
+        _positive_int,
+        2,
+        "integer",
+        "Connections (threads) one processor delivers over at once.",
+    ),
+    Setting(
+        "batch_size",
+        _positive_int,
+        100,
+        "integer",
+        "Messages sent over one connection before it is renewed.",
+    ),
+    Setting(
+        "retry_min",
+        _seconds,
+        60.0,
+        "seconds",
+        "The shortest wait before retrying a deferred message.",
+    ),
+    Setting(
+        "retry_max",
+        _seconds,
+        3600.0,
+        "seconds",
+        "The longest wait before retrying a deferred message.",
+    ),
+    Setting(
+        "max_age",
+        _seconds,
+        5 * 24 * 3600.0,
+        "seconds",
+        "A message still undelivered after this long has failed.",
+    ),
+    Setting(
+        "claim_timeout",
+        _seconds,
+        600.0,
+        "seconds",
+        "When a claim left by a dead processor goes back to the queue.",
+    ),
 )
 
 _BY_KEY = {s.key: s for s in SETTINGS}
@@ -199,9 +326,15 @@ def _check_combinations(values: dict[str, Any]) -> None:
         and not (values["tls"] or values["ssl"] or values["allow_insecure_auth"])
     ):
         raise ConfigurationError(
-            "mail.username is set but neither mail.tls nor mail.ssl is true: "
+            f"mail.username is set ({values['username']!r}) but neither mail.tls "
+            "nor mail.ssl is true: "
             "the password would cross the network in clear text. Enable one, "
             "or set mail.allow_insecure_auth = true for a trusted local relay"
+        )
+    if values["keyfile"] and not values["certfile"]:
+        raise ConfigurationError(
+            f"mail.keyfile is set ({values['keyfile']!r}) but mail.certfile is not: "
+            "a client certificate needs both"
         )
     if values["delivery"] == "queued" and not values["queue_path"]:
         raise ConfigurationError("mail.delivery = queued needs mail.queue_path")
