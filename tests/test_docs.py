@@ -279,3 +279,25 @@ def test_python_blocks_are_either_run_or_marked_as_fragments() -> None:
             page = (DOCS / block.page).read_text(encoding="utf-8")
             prose = " ".join(page.replace("*", "").split())
             assert "not run by the test suite" in prose, block
+
+
+def test_index_example_sends_the_welcome_message_after_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from webtest import TestApp
+
+    [block] = [b for b in read_blocks(DOCS / "index.rst") if b.file == "app.py"]
+    (tmp_path / "app.py").write_text(block.source, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "app", raising=False)
+    import app  # type: ignore[import-not-found]
+
+    try:
+        response = TestApp(app.main()).post("/signup", {"email": "ann@example.org"})
+    finally:
+        del sys.modules["app"]
+    assert response.text == "Check your inbox."
+    printed = capsys.readouterr().out
+    assert "Subject: Welcome!" in printed
+    assert "To: ann@example.org" in printed
+    assert "From: Example <noreply@example.com>" in printed
