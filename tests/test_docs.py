@@ -236,7 +236,7 @@ def test_python_samples_run(page: str, tmp_path: Path, monkeypatch: pytest.Monke
     module = types.ModuleType(f"docs_{Path(page).stem}")
     monkeypatch.setitem(sys.modules, module.__name__, module)
     namespace = module.__dict__
-    tests_written = False
+    tests_written = 0
     try:
         for block in read_blocks(DOCS / page):
             if block.fragment or block.language not in ("python", "ini"):
@@ -245,7 +245,10 @@ def test_python_samples_run(page: str, tmp_path: Path, monkeypatch: pytest.Monke
                 target = tmp_path / block.file
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(block.source, encoding="utf-8")
-                tests_written |= Path(block.file).name.startswith("test_")
+                if Path(block.file).name.startswith("test_"):
+                    tests_written += block.source.count("\ndef test_") + block.source.startswith(
+                        "def test_"
+                    )
             elif block.language != "python":
                 continue
             elif block.source.lstrip().startswith(">>>"):
@@ -269,7 +272,7 @@ def test_python_samples_run(page: str, tmp_path: Path, monkeypatch: pytest.Monke
             env={**os.environ, "PYTHONPATH": str(tmp_path)},
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        assert " passed" in done.stdout
+        assert f"{tests_written} passed" in done.stdout, done.stdout
 
 
 def test_python_blocks_are_either_run_or_marked_as_fragments() -> None:
