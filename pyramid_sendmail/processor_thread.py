@@ -65,8 +65,13 @@ class QueueProcessorThread:
 
     def _run(self) -> None:
         processor = self.processor
-        while not processor.stopping.is_set():
+        while True:
+            # Clear, then look: a stop() that sets its wake-up after the
+            # clear ends the wait below at once; checking before the clear
+            # could wipe that wake-up and sleep a whole interval.
             self._wake.clear()
+            if processor.stopping.is_set():
+                return
             try:
                 processor.process_once()
             except Exception:
