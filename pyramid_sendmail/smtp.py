@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from ssl import SSLContext
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from zope.interface import implementer
 
@@ -124,6 +126,11 @@ class SMTPMailer:
         else:
             conn = smtplib.SMTP(self.host, self.port, **kwargs)
         try:
+            # Pipelined commands are small writes that must not wait for the
+            # server's delayed acknowledgement (Nagle's algorithm).
+            if conn.sock is not None:
+                with contextlib.suppress(OSError):
+                    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.set_debuglevel(self.debug)
             conn.ehlo_or_helo_if_needed()
             if self.tls:
@@ -229,10 +236,12 @@ class SMTPSession:
         raise. When the server offers PIPELINING, a message's envelope goes
         out right behind the previous message's data, before its reply is
         read (RFC 2920), so each message costs one round trip instead of two.
-        *items* is read lazily: the next item is taken while the previous
-        message is still in flight.
+        *items* is read lazily: the next item is taken before the previous
+        message's data goes out, so that both share one write.
         """
-        waiting: tuple[T, tuple[str, ...], dict[str, tuple[int, bytes]]] | None = None
+        # The message whose DATA the server accepted, its data not yet sent:
+        # it goes out in one write with the next message's envelope.
+        ready: _Ready[T] | None = None
         for token, sender, recipients, message in items:
             conn = self._conn
             if conn is None or not self._pipelined(conn):
@@ -245,38 +254,40 @@ class SMTPSession:
                 continue
             previous: SendResult | MailDeliveryError | None = None
             try:
-                conn.send(b"".join([*commands, b"DATA\r\n"]))
-                if waiting is not None:
-                    previous = _final_outcome(conn, waiting[1], waiting[2])
+                head = _dot_stuff(ready.message) if ready is not None else b""
+                conn.send(head + b"".join(commands) + b"DATA\r\n")
+                if ready is not None:
+                    previous = _final_outcome(conn, ready.accepted, ready.refused)
                 replies = [conn.getreply() for _ in range(len(commands) + 1)]
             except Exception as exc:
                 self._abandon()
                 error = classify(exc, "sending")
-                if waiting is not None:
-                    report(waiting[0], previous or error)
-                    waiting = None
+                if ready is not None:
+                    report(ready.token, previous or error)
+                    ready = None
                 report(token, error)
                 continue
-            if waiting is not None and previous is not None:
-                report(waiting[0], previous)
-                waiting = None
+            if ready is not None and previous is not None:
+                report(ready.token, previous)
+                ready = None
             try:
                 accepted, refused = _check_envelope(conn, replies, recipients, len(commands))
-                conn.send(_dot_stuff(message))
             except MailDeliveryError as exc:
                 report(token, exc)
             except Exception as exc:
                 self._abandon()
                 report(token, classify(exc, "sending"))
             else:
-                waiting = (token, accepted, refused)
-        if waiting is not None:
+                ready = _Ready(token, accepted, refused, message)
+        if ready is not None:
             try:
-                outcome = _final_outcome(self._connection(), waiting[1], waiting[2])
+                conn = self._connection()
+                conn.send(_dot_stuff(ready.message))
+                outcome = _final_outcome(conn, ready.accepted, ready.refused)
             except Exception as exc:
                 self._abandon()
                 outcome = classify(exc, "sending")
-            report(waiting[0], outcome)
+            report(ready.token, outcome)
 
     def _outcome(
         self, sender: str, recipients: Sequence[str], message: bytes
@@ -364,6 +375,16 @@ def _final_outcome(
         # Recipients accepted at RCPT did not get the message either.
         return reply_error(code, reply, "message refused", refused)
     return SendResult(accepted=accepted, refused=refused)
+
+
+@dataclass
+class _Ready(Generic[T]):
+    """A message whose DATA command the server accepted."""
+
+    token: T
+    accepted: tuple[str, ...]
+    refused: dict[str, tuple[int, bytes]]
+    message: bytes
 
 
 class _StaleConnection(Exception):
