@@ -9,7 +9,7 @@ from pyramid.config import Configurator
 from pyramid.threadlocal import get_current_registry
 from pyramid.view import view_config
 
-from pyramid_sendmail import InvalidMessageError, Message, MailSent
+from pyramid_sendmail import InvalidMessageError, MailSent, Message
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>pyramid_sendmail example</title>
