@@ -27,7 +27,8 @@ from .processor import QueueProcessor
 from .queue import CorruptEntry, MaildirQueue, open_queue
 from .settings import parse_settings
 
-log = logging.getLogger(__name__)
+# Named explicitly: under ``python -m`` __name__ would be "__main__".
+log = logging.getLogger("pyramid_sendmail.cli")
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

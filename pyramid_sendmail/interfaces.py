@@ -11,7 +11,7 @@ class IMailer(Interface):
 
         *sender* and *recipients* are bare addresses (``ann@example.org``);
         *message* is the RFC 5322 message as bytes with CRLF line endings.
-        Returns a :class:`~pyramid_sendmail.mailers.SendResult`; raises
+        Returns a :class:`~pyramid_sendmail.SendResult`; raises
         :class:`~pyramid_sendmail.exceptions.MailDeliveryError` when no
         recipient accepted the message.
         """

@@ -61,6 +61,10 @@ class QueueProcessorThread:
         thread = self._thread
         if thread is not None and self._pid == os.getpid() and thread.is_alive():
             thread.join(timeout)
+            if thread.is_alive():
+                # Still finishing: keep it, so start() cannot add a second.
+                log.warning("the mail queue processor is still finishing a message")
+                return
         self._thread = None
 
     def _run(self) -> None:

@@ -71,6 +71,10 @@ class MaildirQueue:
         self.path = os.path.abspath(path)
         self.claim_timeout = claim_timeout
         self.clock = clock
+        if not os.path.isdir(self.path):
+            os.makedirs(self.path, mode=0o700, exist_ok=True)
+            # makedirs' mode is filtered by the umask: queued mail is private.
+            os.chmod(self.path, 0o700)
         for sub in _SUBDIRS:
             os.makedirs(os.path.join(self.path, sub), mode=0o700, exist_ok=True)
         self.tmp, self.new, self.cur, self.failed = (

@@ -17,6 +17,8 @@ from .exceptions import InvalidMessageError
 log = logging.getLogger(__name__)
 
 PREFIX = "mail."
+#: mail.claim_timeout must cover this many mail.timeout periods.
+CLAIM_TIMEOUTS = 20
 
 
 _BOOLEANS = frozenset(["true", "yes", "on", "1", "t", "y", "false", "no", "off", "0", "f", "n"])
@@ -342,6 +344,13 @@ def _check_combinations(values: dict[str, Any]) -> None:
         raise ConfigurationError(
             f"mail.retry_min ({values['retry_min']}) is larger than "
             f"mail.retry_max ({values['retry_max']})"
+        )
+    if values["claim_timeout"] < CLAIM_TIMEOUTS * values["timeout"]:
+        # A live send waits at most a few network operations of mail.timeout
+        # each; a shorter claim could be taken back and sent twice.
+        raise ConfigurationError(
+            f"mail.claim_timeout ({values['claim_timeout']}) must be at least "
+            f"{CLAIM_TIMEOUTS} times mail.timeout ({values['timeout']})"
         )
     if values["delivery"] is None:
         values["delivery"] = "queued" if values["queue_path"] else "direct"

@@ -349,10 +349,11 @@ def _check_envelope(
     if not accepted:
         _reset(conn, replies, sent)
         temporary = any(400 <= code < 500 for code, _ in refused.values())
+        code, text = next(iter(refused.values()))
         raise MailDeliveryError(
-            "every recipient was refused",
+            f"every recipient was refused (first: {code} {_text(text)})",
             temporary=temporary,
-            code=next(iter(refused.values()))[0],
+            code=code,
             refused=refused,
         )
     if len(replies) > sent:
@@ -460,6 +461,10 @@ def _dot_stuff(message: bytes) -> bytes:
     return message + b".\r\n"
 
 
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
 def reply_error(
     code: int,
     reply: bytes | str,
@@ -468,7 +473,7 @@ def reply_error(
     accepted: tuple[str, ...] = (),
 ) -> MailDeliveryError:
     """Build the error for an SMTP reply: 4xx is temporary, 5xx permanent."""
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    text = _text(reply)
     return MailDeliveryError(
         f"{what}: {code} {text}",
         temporary=not 500 <= code < 600,

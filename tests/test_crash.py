@@ -76,6 +76,10 @@ def test_sigkilled_processors_lose_no_message_and_duplicate_only_what_was_in_han
         queue_workers=WORKERS,
         queue_interval=0.2,
         claim_timeout=CLAIM_TIMEOUT,
+        # The claim timeout must cover 20 network timeouts (settings.py).
+        timeout=CLAIM_TIMEOUT / 20,
+        retry_min=1,
+        retry_max=1,
         batch_size=50,
     )
     stderr = tmp_path / "psendmail.stderr"
