@@ -25,8 +25,7 @@ _TEMPORARY_EXIT_CODES = {69, 71, 74, 75}
 
 
 class _Sender(Protocol):
-    def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
-        ...
+    def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult: ...
 
 
 class OneShotSession:

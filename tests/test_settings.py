@@ -278,5 +278,5 @@ def test_unrelated_unknown_key_only_logs_a_warning(key, caplog):
 
 
 def test_claim_timeout_shorter_than_a_send_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="mail.claim_timeout .* mail.timeout"):
+    with pytest.raises(ConfigurationError, match=r"mail\.claim_timeout .* mail\.timeout"):
         parse_settings({"mail.claim_timeout": "30", "mail.timeout": "10"})
