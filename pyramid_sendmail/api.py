@@ -36,8 +36,9 @@ class MailSetup:
     queued_delivery: IQueuedMailDelivery | None = None
     default_sender: str | None = None
     redirect_to: str | None = None
-    #: Called with each message as ``send()`` takes it (the testing outbox).
-    observers: list[Callable[[Any], None]] = field(default_factory=list)
+    #: Called as ``observer(message, queued)`` for each message a send method
+    #: takes (the testing outbox).
+    observers: list[Callable[[Any, bool], None]] = field(default_factory=list)
     #: False when the testing include has swapped the mailer.
     start_processor: bool = True
 
@@ -91,7 +92,7 @@ class RequestMailer:
         envelope = self._prepare(setup, message)
         queue = self._queue(setup)
         message_id = queue.send(envelope, self.transaction_manager, self._events)
-        self._record(setup, message)
+        self._record(setup, message, queued=True)
         return message_id
 
     def send_immediately(self, message: MessageLike) -> str:
@@ -118,17 +119,17 @@ class RequestMailer:
         setup = self.setup
         envelope = self._prepare(setup, message)
         message_id = self._queue(setup).enqueue_now(envelope)
-        self._record(setup, message)
+        self._record(setup, message, queued=True)
         return message_id
 
     def _prepare(self, setup: MailSetup, message: MessageLike) -> Envelope:
         return prepare(message, setup.default_sender, setup.redirect_to)
 
-    def _record(self, setup: MailSetup, message: MessageLike) -> None:
+    def _record(self, setup: MailSetup, message: MessageLike, queued: bool = False) -> None:
         # Only once the message was taken: a send() that raised (no
         # transaction to join, no queue) must not show up in the outbox.
         for observer in setup.observers:
-            observer(message)
+            observer(message, queued)
 
     def _queue(self, setup: MailSetup) -> IQueuedMailDelivery:
         if setup.queued_delivery is None:

@@ -23,9 +23,10 @@ from zope.interface import implementer
 
 from .api import IMailSetup, MailSetup
 from .config import register_setup
-from .delivery import DirectMailDelivery
+from .delivery import DirectMailDelivery, deliver_now
+from .envelope import Envelope
 from .exceptions import MailDeliveryError
-from .interfaces import IMailer
+from .interfaces import IMailer, IQueuedMailDelivery
 from .mailers import OneShotSession
 from .results import SendResult
 
@@ -72,6 +73,7 @@ class InMemoryMailer:
 
     def __init__(self) -> None:
         self.outbox: list[Any] = []
+        self.queue: list[Any] = []
         self.delivered: list[DeliveredMail] = []
         self.fail_with: MailDeliveryError | None = None
         self._lock = threading.Lock()
@@ -88,17 +90,35 @@ class InMemoryMailer:
         """A session over this mailer."""
         return OneShotSession(self)
 
-    def record(self, message: Any) -> None:
-        """Keep *message* in :attr:`outbox` (called by ``send()``)."""
+    def record(self, message: Any, queued: bool = False) -> None:
+        """Keep *message* in :attr:`outbox`, or in :attr:`queue` when it was
+        given to ``send_to_queue()`` (as pyramid_mailer's DummyMailer did)."""
         with self._lock:
-            self.outbox.append(message)
+            (self.queue if queued else self.outbox).append(message)
 
     def clear(self) -> None:
         """Forget everything recorded so far."""
         with self._lock:
             self.outbox.clear()
+            self.queue.clear()
             self.delivered.clear()
             self.fail_with = None
+
+
+@implementer(IQueuedMailDelivery)
+class InMemoryQueueDelivery(DirectMailDelivery):
+    """``send_to_queue()`` under testing: no queue on disk; committed
+    messages go to the in-memory mailer, as with ``send()``."""
+
+    queue = None
+
+    def enqueue_now(self, envelope: Envelope) -> str:
+        """Hand *envelope* to the in-memory mailer now."""
+        with self.mailer.session() as session:
+            error = deliver_now(session, envelope, lambda event: None)
+        if error is not None:
+            raise error
+        return envelope.message_id
 
 
 def includeme(config: Configurator) -> None:
@@ -112,6 +132,7 @@ def includeme(config: Configurator) -> None:
     setup: MailSetup = registry.getUtility(IMailSetup)
     setup.mailer = mailer
     setup.delivery = DirectMailDelivery(mailer)
+    setup.queued_delivery = InMemoryQueueDelivery(mailer)
     setup.start_processor = False
     if mailer.record not in setup.observers:
         setup.observers.append(mailer.record)

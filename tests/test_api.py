@@ -205,12 +205,39 @@ def test_send_immediately_raises_when_the_mailer_fails(request_, outbox):
 # --- the queue, when none is configured ------------------------------------
 
 
-def test_send_to_queue_without_queue_path_names_the_setting(request_, outbox):
+def test_send_to_queue_without_queue_path_names_the_setting():
+    config = Configurator(settings={"mail.mailer": "console"})
+    config.include("pyramid_sendmail")
+    mailer = get_mailer(config.registry)
+    manager = transaction.TransactionManager(explicit=True)
+    mailer = type(mailer)(config.registry, manager)
+    manager.begin()
+    with pytest.raises(SendmailError, match=r"mail\.queue_path"):
+        mailer.send_to_queue(welcome())
+    with pytest.raises(SendmailError, match=r"mail\.queue_path"):
+        mailer.send_to_queue_immediately(welcome())
+    manager.abort()
+
+
+def test_under_testing_send_to_queue_is_recorded_and_delivered_on_commit(request_, outbox):
     request_.tm.begin()
-    with pytest.raises(SendmailError, match=r"mail\.queue_path"):
-        request_.mailer.send_to_queue(welcome())
-    with pytest.raises(SendmailError, match=r"mail\.queue_path"):
-        request_.mailer.send_to_queue_immediately(welcome())
-    request_.tm.commit()
+    request_.mailer.send_to_queue(welcome())
+    # pyramid_mailer's DummyMailer kept queued messages in .queue too.
+    assert [m.subject for m in outbox.queue] == ["Welcome"]
     assert outbox.outbox == []
     assert outbox.delivered == []
+    request_.tm.commit()
+    assert [m.subject for m in outbox.delivered] == ["Welcome"]
+
+
+def test_under_testing_send_to_queue_is_dropped_on_abort(request_, outbox):
+    request_.tm.begin()
+    request_.mailer.send_to_queue(welcome())
+    request_.tm.abort()
+    assert outbox.delivered == []
+
+
+def test_under_testing_send_to_queue_immediately_delivers_at_once(request_, outbox):
+    request_.mailer.send_to_queue_immediately(welcome())
+    assert [m.subject for m in outbox.queue] == ["Welcome"]
+    assert [m.subject for m in outbox.delivered] == ["Welcome"]
