@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -23,7 +24,7 @@ from .config import build_mailer
 from .envelope import prepare
 from .exceptions import SendmailError
 from .message import Message
-from .processor import QueueProcessor
+from .processor import OUTCOMES, QueueProcessor
 from .queue import CorruptEntry, MaildirQueue, open_queue
 from .settings import parse_settings
 
@@ -61,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="deliver what is due, then exit")
     status = commands.add_parser("status", help="count queued, deferred and failed mail")
     status.add_argument("--json", action="store_true", help="print JSON")
+    failed = commands.add_parser("failed", help="list failed mail with its errors")
+    failed.add_argument("--json", action="store_true", help="print JSON")
     retry = commands.add_parser("retry", help="put failed mail back in the queue")
     retry.add_argument("ids", nargs="*", help="the failed messages' file names")
     retry.add_argument("--all", action="store_true", help="every failed message")
@@ -83,6 +86,8 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     queue = open_queue(values["queue_path"], values["claim_timeout"])
     if command == "status":
         return _status(queue, args.json, out)
+    if command == "failed":
+        return _failed(queue, args.json, out)
     if command == "retry":
         return _retry(queue, args.ids, args.all, out)
     registry = None if args.no_app else _load_registry(args.config_uri, args.app_name)
@@ -98,10 +103,11 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     )
     if args.once:
         progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-        count = processor.process_once(progress)
+        processor.process_once(progress)
         if progress is not None:
             progress.finish()
-        print(f"delivered or deferred {count} message(s)", file=out)
+        counts = processor.last_pass
+        print(", ".join(f"{counts[k]} {k}" for k in OUTCOMES), file=out)
         return 0
     return _run_forever(processor, values["queue_interval"])
 
@@ -174,6 +180,31 @@ def _status(queue: MaildirQueue, as_json: bool, out: TextIO) -> int:
     for kind, item in report.items():
         oldest = f"  oldest {_age(item['oldest'])}" if item["count"] else ""
         print(f"{kind.replace('_', ' '):<10} {item['count']:>8}{oldest}", file=out)
+    return 0
+
+
+def _failed(queue: MaildirQueue, as_json: bool, out: TextIO) -> int:
+    now = time.time()
+    entries = [
+        {
+            "id": e.name,
+            "message_id": e.envelope.message_id,
+            "age": now - e.queued_at,
+            "attempts": e.attempts,
+            "recipients": list(e.envelope.recipients),
+            "error": e.error,
+        }
+        for e in queue.list("failed")
+    ]
+    if as_json:
+        json.dump(entries, out, indent=2)
+        out.write("\n")
+        return 0
+    for entry in entries:
+        print(f"{entry['id']}  {_age(entry['age'])} old, {entry['attempts']} attempt(s)", file=out)
+        print(f"  to: {', '.join(entry['recipients'])}", file=out)
+        print(f"  error: {entry['error']}", file=out)
+    print(f"{len(entries)} failed message(s) in {queue.failed}", file=out)
     return 0
 
 

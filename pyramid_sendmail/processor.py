@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -22,6 +23,8 @@ from .results import SendResult
 log = logging.getLogger(__name__)
 
 Notify = Callable[[IMailEvent], None]
+#: What became of the messages of a pass (:attr:`QueueProcessor.last_pass`).
+OUTCOMES = ("sent", "deferred", "failed", "waiting")
 
 
 @implementer(IMailQueueProcessor)
@@ -63,6 +66,11 @@ class QueueProcessor:
         self.clock = clock
         self.stopping = threading.Event()
         self._relay_down = threading.Event()
+        #: Counts of the last :meth:`process_once`, keyed by :data:`OUTCOMES`:
+        #: sent (completely), deferred, failed, and waiting (put back unsent
+        #: because the relay was unavailable).
+        self.last_pass: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
 
     def process_once(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Deliver what is due now, until nothing is due; return the count.
@@ -71,6 +79,7 @@ class QueueProcessor:
         Returns early, after the messages in hand, once :attr:`stopping` is set.
         """
         self.queue.recover(self.clock())
+        self.last_pass = Counter(dict.fromkeys(OUTCOMES, 0))
         handled = 0
         while not self.stopping.is_set():
             names = self.queue.claimable(self.clock())
@@ -160,6 +169,7 @@ class QueueProcessor:
             self._relay_down.set()
             if self.clock() - entry.queued_at < self.max_age:
                 self.queue.release(entry)
+                self._count("waiting")
                 return
         if isinstance(outcome, MailDeliveryError):
             log_attempt(envelope, started, f"failed ({outcome})", logging.WARNING)
@@ -174,6 +184,7 @@ class QueueProcessor:
             self._failed(entry, error, outcome.refused)
         else:
             self.queue.complete(entry.name)
+            self._count("sent")
         self.notify(MailSent(envelope, outcome.accepted))
 
     def _failed(
@@ -203,12 +214,18 @@ class QueueProcessor:
             )
             text = _error_text(error, permanent, refused)
             self.queue.fail(failed, text, keep_claim=bool(temporary))
+            self._count("failed")
             self.notify(MailFailed(original, error, permanent))
         if temporary:
             entry.envelope = original.with_recipients(temporary)
             retry_at = now + self.backoff(age)
             self.queue.defer(entry, retry_at, _error_text(error, temporary, refused))
+            self._count("deferred")
             self.notify(MailDeferred(original, error, retry_at, temporary))
+
+    def _count(self, outcome: str) -> None:
+        with self._count_lock:
+            self.last_pass[outcome] += 1
 
     def _notify_registry(self, event: IMailEvent) -> None:
         if self.registry is None:
@@ -268,7 +285,7 @@ def _error_text(error: MailDeliveryError, recipients: list[str], refused: dict[s
             replies.append(f"{recipient}: {code} {text}")
     if not replies:
         return str(error)
-    return f"{error.reason}: " + "; ".join(replies)
+    return "refused: " + "; ".join(replies)
 
 
 class _SharedFeed:

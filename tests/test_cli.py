@@ -90,6 +90,32 @@ def psendmail(tmp_path: Path, smtp_server: Any) -> Psendmail:
     return Psendmail(tmp_path, smtp_server.port)
 
 
+# -- failed -----------------------------------------------------------------
+
+
+def test_failed_lists_each_failed_message_with_its_error(psendmail: Psendmail) -> None:
+    name = psendmail.fail_one("bounced", "550 5.1.1 No such user")
+
+    code, out = psendmail("failed")
+
+    assert code == 0
+    assert name in out
+    assert "550 5.1.1 No such user" in out
+    assert "1 failed message(s)" in out
+
+
+def test_failed_json_is_machine_readable(psendmail: Psendmail) -> None:
+    name = psendmail.fail_one("bounced", "550 5.1.1 No such user")
+
+    code, out = psendmail("failed", "--json")
+
+    assert code == 0
+    [entry] = json.loads(out)
+    assert entry["id"] == name
+    assert entry["error"] == "550 5.1.1 No such user"
+    assert entry["recipients"] and entry["attempts"] == 0
+
+
 # -- status -----------------------------------------------------------------
 
 
@@ -238,7 +264,7 @@ def test_run_once_drains_the_queue_to_the_relay(psendmail: Psendmail, smtp_serve
     code, out = psendmail("run", "--once")
 
     assert code == 0
-    assert "3 message" in out
+    assert "3 sent, 0 deferred, 0 failed, 0 waiting" in out
     assert sorted(m.data for m in smtp_server.messages) == sorted(m.data for m in mails)
     assert psendmail.files("new") == []
     assert psendmail.files("cur") == []
