@@ -185,7 +185,7 @@ def _status(queue: MaildirQueue, as_json: bool, out: TextIO) -> int:
 
 def _failed(queue: MaildirQueue, as_json: bool, out: TextIO) -> int:
     now = time.time()
-    entries = [
+    entries: list[dict[str, Any]] = [
         {
             "id": e.name,
             "message_id": e.envelope.message_id,
