@@ -91,7 +91,7 @@ class InMemoryMailer:
         return OneShotSession(self)
 
     def record(self, message: Any, queued: bool = False) -> None:
-        """Keep *message* in :attr:`outbox`, or in :attr:`queue` when it was
+        """Keep *message* in ``outbox``, or in ``queue`` when it was
         given to ``send_to_queue()`` (as pyramid_mailer's DummyMailer did)."""
         with self._lock:
             (self.queue if queued else self.outbox).append(message)
