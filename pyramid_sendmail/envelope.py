@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formatdate, make_msgid
 
+from . import policies
 from .addresses import AddressLike, check_header_value, parse_address
 from .exceptions import InvalidMessageError
 from .message import Message
 
 #: Headers this package writes into queue files; an application may not.
 RESERVED_PREFIX = "x-pyramid-sendmail-"
-_SMTP = policy.SMTP
-_SMTPUTF8 = policy.SMTPUTF8
-_parser = BytesParser(policy=policy.default)
+_SMTP = policies.SMTP
+_SMTPUTF8 = policies.SMTPUTF8
+_parser = BytesParser(policy=policies.DEFAULT)
 
 
 class Envelope:

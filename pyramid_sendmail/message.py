@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Iterable, Mapping, Sequence
-from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import IO, Any, cast
 
+from . import policies
 from .addresses import AddressLike, check_header_value, parse_address
 from .exceptions import InvalidMessageError
 
-_header_factory = policy.default.header_factory
+_header_factory = policies.DEFAULT.header_factory
 
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -158,7 +158,7 @@ class Message:
         Raises :class:`~pyramid_sendmail.exceptions.InvalidMessageError` for a
         header with a line break or an address that does not parse.
         """
-        msg = EmailMessage()
+        msg = EmailMessage(policy=policies.DEFAULT)
         check_header_value("subject", self.subject)
         msg["Subject"] = self.subject
         if self.sender:
