@@ -144,3 +144,33 @@ def test_check_header_value_accepts_text_tab_and_unicode(value):
 def test_check_header_value_rejects_non_strings():
     with pytest.raises(InvalidMessageError, match="subject must be a string, not 42"):
         check_header_value("subject", 42)  # type: ignore[arg-type]
+
+
+def test_a_period_in_a_display_name_is_accepted_and_quoted_when_written() -> None:
+    address = parse_address("J. Smith <j.smith@example.com>")
+    assert address.display_name == "J. Smith"
+    assert address.addr_spec == "j.smith@example.com"
+    assert str(address) == '"J. Smith" <j.smith@example.com>'
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ann@example.org",
+        "ann.lee+tag@mail.example.org",
+        "Ann Lee <ann.lee@example.org>",
+        "O'Neil <o@example.co.uk>",
+        "J. Smith <j@example.com>",
+        "Ann<ann@example.org>",
+    ],
+)
+def test_the_fast_path_reads_plain_addresses_as_the_strict_parser_does(value: str) -> None:
+    from pyramid_sendmail.addresses import _parse_strictly
+
+    fast = parse_address(value)
+    strict = _parse_strictly(value, "address")
+    assert (fast.display_name, fast.username, fast.domain) == (
+        strict.display_name,
+        strict.username,
+        strict.domain,
+    )
