@@ -13,7 +13,7 @@ from zope.interface import Interface
 
 from .delivery import deliver_now
 from .envelope import Envelope, prepare
-from .events import EventSink, immediate_event_sink, request_event_sink
+from .events import EventSink, request_event_sink, thread_event_sink
 from .exceptions import SendmailError
 from .interfaces import IDirectMailDelivery, IMailer, IQueuedMailDelivery
 from .message import Message
@@ -61,7 +61,7 @@ class RequestMailer:
     ) -> None:
         self.registry = registry
         self.transaction_manager = transaction_manager or transaction.manager
-        self._events = events or immediate_event_sink(registry)
+        self._events = events or thread_event_sink(registry)
 
     @property
     def setup(self) -> MailSetup:

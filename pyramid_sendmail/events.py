@@ -10,11 +10,13 @@ processor does the same from its own thread.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from typing import Any
 
 import transaction
+from pyramid.threadlocal import manager as threadlocal_manager
 from zope.interface import implementer
 
 from .envelope import Envelope
@@ -108,14 +110,32 @@ def request_event_sink(request: Any) -> EventSink:
     return buffer.append
 
 
-def immediate_event_sink(registry: Any) -> EventSink:
-    """Return a sink that notifies at once (used outside requests)."""
+def notify_with_registry(registry: Any, event: IMailEvent) -> None:
+    """Notify *event* in a fresh transaction of this thread's manager, with
+    *registry* current (what the queue processor's workers do)."""
+    threadlocal_manager.push({"registry": registry, "request": None})
+    try:
+        notify_in_transaction(registry, event, transaction.manager)
+    finally:
+        threadlocal_manager.pop()
+
+
+def thread_event_sink(registry: Any) -> EventSink:
+    """Return the sink used outside requests (scripts, a manager of your own).
+
+    It is called where the caller's transaction is still current: in an
+    after-commit hook, or beside an active transaction for
+    ``send_immediately()``. Each event is therefore notified from a
+    short-lived thread of its own, in a fresh transaction of that thread's
+    manager, and the call waits for it to finish.
+    """
 
     def notify(event: IMailEvent) -> None:
-        try:
-            registry.notify(event)
-        except Exception:
-            log.exception("a subscriber to %r failed", event)
+        thread = threading.Thread(
+            target=notify_with_registry, args=(registry, event), name="pyramid_sendmail-event"
+        )
+        thread.start()
+        thread.join()
 
     return notify
 

@@ -9,12 +9,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import transaction
-from pyramid.threadlocal import manager as threadlocal_manager
 from zope.interface import implementer
 
 from .delivery import describe, log_attempt
-from .events import MailDeferred, MailFailed, MailSent, notify_in_transaction
+from .events import MailDeferred, MailFailed, MailSent, notify_with_registry
 from .exceptions import MailDeliveryError, RelayUnavailable
 from .interfaces import IMailer, IMailEvent, IMailQueue, IMailQueueProcessor
 from .queue import QueueEntry
@@ -228,13 +226,8 @@ class QueueProcessor:
             self.last_pass[outcome] += 1
 
     def _notify_registry(self, event: IMailEvent) -> None:
-        if self.registry is None:
-            return
-        threadlocal_manager.push({"registry": self.registry, "request": None})
-        try:
-            notify_in_transaction(self.registry, event, transaction.manager)
-        finally:
-            threadlocal_manager.pop()
+        if self.registry is not None:
+            notify_with_registry(self.registry, event)
 
 
 def send_each(

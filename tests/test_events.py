@@ -333,6 +333,30 @@ def test_events_outside_a_request_are_announced_at_once():
     assert event.message["Subject"] == "Cron"
 
 
+def test_outside_a_request_a_subscriber_writes_in_a_fresh_transaction_of_its_own():
+    log: list[str] = []
+
+    def record_delivery(event: Any) -> None:
+        # What a subscriber writing to a database does: join the thread's
+        # current transaction. It must be a fresh one, not the committed one.
+        current = transaction.get()
+        current.join(RecordingResource(transaction.manager, log, "subscriber"))
+        log.append(f"subscriber saw {current.status}")
+
+    with Configurator() as config:
+        config.include("pyramid_sendmail.testing")
+        config.add_subscriber(record_delivery, MailSent)
+    from pyramid_sendmail import get_mailer
+
+    mailer = get_mailer(config.registry)
+    with transaction.manager:
+        mailer.send(
+            Message(subject="Cron", sender="ann@example.org", recipients=["b@example.org"])
+        )
+
+    assert log == ["subscriber saw Active", "subscriber committed"]
+
+
 def test_dispatch_while_a_transaction_is_still_open_is_logged_not_raised(caplog):
     from pyramid.registry import Registry
 
