@@ -44,8 +44,7 @@ nitpick_ignore_regex = [
     ("py:class", r"(EmailMessage|Address|TextIO|IO|Callable|Sequence|Mapping|Any)"),
     # Type aliases and return types that are not public API.
     ("py:class", r"(AddressLike|HeadersLike|EventSink|SMTPFactory|MessageLike)"),
-    ("py:class", r"pyramid_sendmail\.(smtp\.SMTPSession|mailers\.OneShotSession)"),
+    ("py:class", r"pyramid_sendmail\.mailers\.OneShotSession"),
+    ("py:class", r"(pyramid_sendmail\.smtp_session\.)?T"),
     ("py:class", r"<InterfaceClass .*>"),
-    # interfaces.py names SendResult by a module it does not live in.
-    ("py:class", r"pyramid_sendmail\.mailers\.SendResult"),
 ]

@@ -1,0 +1,335 @@
+"""One SMTP connection sending many messages: reuse, reconnection and
+pipelining (RFC 2920), per-recipient results."""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from .exceptions import MailDeliveryError
+from .results import SendResult
+from .smtp_errors import classify, reply_error, reply_text, timed_out
+
+if TYPE_CHECKING:
+    from .smtp import SMTPMailer
+
+T = TypeVar("T")
+
+
+class SMTPSession:
+    """One SMTP connection used for a batch of messages.
+
+    The connection opens on the first ``send`` and is reopened once when the
+    server dropped it while idle; ``close`` (or leaving the ``with`` block)
+    ends it with QUIT.
+    """
+
+    def __init__(self, mailer: SMTPMailer) -> None:
+        self.mailer = mailer
+        self._conn: smtplib.SMTP | None = None
+        self.connections = 0
+
+    def __enter__(self) -> SMTPSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Say QUIT and close the connection, ignoring any error."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except Exception:
+                close_quietly(conn)
+
+    def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
+        """Transmit one message; see :meth:`pyramid_sendmail.interfaces.IMailer.send`."""
+        reused = self._conn is not None
+        try:
+            try:
+                return self._transmit(self._connection(), sender, recipients, message)
+            except _StaleConnection:
+                if not reused:
+                    raise
+                # The server closed an idle connection before our first
+                # command of this message: nothing was sent, so reconnecting
+                # (once) is safe.
+                self._abandon()
+                return self._transmit(self._connection(), sender, recipients, message)
+        except _StaleConnection:
+            self._abandon()
+            raise MailDeliveryError(
+                f"{self.mailer.host}:{self.mailer.port} closed the connection",
+                temporary=True,
+            ) from None
+        except MailDeliveryError as exc:
+            if exc.code is None:
+                self._abandon()
+            raise
+        except Exception as exc:
+            self._abandon()
+            raise classify(exc, "sending") from exc
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._conn is None:
+            self._conn = self.mailer.connect()
+            self.connections += 1
+        return self._conn
+
+    def _abandon(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            close_quietly(conn)
+
+    def send_many(
+        self,
+        items: Iterable[tuple[T, str, Sequence[str], bytes]],
+        report: Callable[[T, SendResult | MailDeliveryError], None],
+    ) -> None:
+        """Send ``(token, sender, recipients, message)`` items back to back.
+
+        Each outcome, a :class:`~pyramid_sendmail.SendResult` or a
+        :class:`~pyramid_sendmail.MailDeliveryError`,
+        is passed to ``report(token, outcome)`` in order; *report* must not
+        raise. When the server offers PIPELINING, a message's envelope goes
+        out right behind the previous message's data, before its reply is
+        read (RFC 2920), so each message costs one round trip instead of two.
+        *items* is read lazily: the next item is taken before the previous
+        message's data goes out, so that both share one write.
+        """
+        # The message whose DATA the server accepted, its data not yet sent:
+        # it goes out in one write with the next message's envelope.
+        ready: _Ready[T] | None = None
+        for token, sender, recipients, message in items:
+            conn = self._conn
+            if conn is None or not self._pipelined(conn):
+                report(token, self._outcome(sender, recipients, message))
+                continue
+            try:
+                commands = _envelope_commands(conn, sender, recipients, self.mailer)
+            except MailDeliveryError as exc:
+                report(token, exc)
+                continue
+            previous: SendResult | MailDeliveryError | None = None
+            try:
+                head = _dot_stuff(ready.message) if ready is not None else b""
+                conn.send(head + b"".join(commands) + b"DATA\r\n")
+                if ready is not None:
+                    previous = _final_outcome(conn, ready.accepted, ready.refused)
+                replies = [conn.getreply() for _ in range(len(commands) + 1)]
+            except Exception as exc:
+                self._abandon()
+                error = classify(exc, "sending")
+                if ready is not None:
+                    report(ready.token, previous or error)
+                    ready = None
+                report(token, error)
+                continue
+            if ready is not None and previous is not None:
+                report(ready.token, previous)
+                ready = None
+            try:
+                accepted, refused = _check_envelope(conn, replies, recipients, len(commands))
+            except MailDeliveryError as exc:
+                report(token, exc)
+            except Exception as exc:
+                self._abandon()
+                report(token, classify(exc, "sending"))
+            else:
+                ready = _Ready(token, accepted, refused, message)
+        if ready is not None:
+            try:
+                conn = self._connection()
+                conn.send(_dot_stuff(ready.message))
+                outcome = _final_outcome(conn, ready.accepted, ready.refused)
+            except Exception as exc:
+                self._abandon()
+                outcome = classify(exc, "sending")
+            report(ready.token, outcome)
+
+    def _outcome(
+        self, sender: str, recipients: Sequence[str], message: bytes
+    ) -> SendResult | MailDeliveryError:
+        try:
+            return self.send(sender, recipients, message)
+        except MailDeliveryError as exc:
+            return exc
+
+    def _pipelined(self, conn: smtplib.SMTP) -> bool:
+        return self.mailer.pipelining and bool(conn.has_extn("pipelining"))
+
+    def _transmit(
+        self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str], message: bytes
+    ) -> SendResult:
+        commands = _envelope_commands(conn, sender, recipients, self.mailer)
+        if self._pipelined(conn):
+            replies = _pipeline(conn, [*commands, b"DATA\r\n"])
+        else:
+            replies = _lockstep(conn, commands)
+        accepted, refused = _check_envelope(conn, replies, recipients, len(commands))
+        conn.send(_dot_stuff(message))
+        outcome = _final_outcome(conn, accepted, refused)
+        if isinstance(outcome, MailDeliveryError):
+            raise outcome
+        return outcome
+
+
+def _envelope_commands(
+    conn: smtplib.SMTP, sender: str, recipients: Sequence[str], mailer: SMTPMailer
+) -> list[bytes]:
+    options = _mail_options(conn, sender, recipients, mailer)
+    return [
+        _command("MAIL FROM:", sender, options),
+        *(_command("RCPT TO:", r, []) for r in recipients),
+    ]
+
+
+def _check_envelope(
+    conn: smtplib.SMTP,
+    replies: list[tuple[int, bytes]],
+    recipients: Sequence[str],
+    sent: int,
+) -> tuple[tuple[str, ...], dict[str, tuple[int, bytes]]]:
+    """Read the envelope's replies; raise unless DATA may follow.
+
+    Returns the accepted recipients and the refused ones with their replies.
+    """
+    mail_code, mail_reply = replies[0]
+    if mail_code != 250:
+        _reset(conn, replies, sent)
+        raise reply_error(mail_code, mail_reply, "MAIL FROM refused")
+    refused = {
+        r: reply
+        for r, reply in zip(recipients, replies[1:sent], strict=True)
+        if reply[0] not in (250, 251)
+    }
+    accepted = tuple(r for r in recipients if r not in refused)
+    if not accepted:
+        _reset(conn, replies, sent)
+        temporary = any(400 <= code < 500 for code, _ in refused.values())
+        code, text = next(iter(refused.values()))
+        raise MailDeliveryError(
+            f"every recipient was refused (first: {code} {reply_text(text)})",
+            temporary=temporary,
+            code=code,
+            refused=refused,
+        )
+    if len(replies) > sent:
+        data_code, data_reply = replies[-1]
+    else:
+        conn.putcmd("data")
+        data_code, data_reply = conn.getreply()
+    if data_code != 354:
+        _reset(conn, [], 0)
+        raise reply_error(data_code, data_reply, "DATA refused", refused)
+    return accepted, refused
+
+
+def _final_outcome(
+    conn: smtplib.SMTP, accepted: tuple[str, ...], refused: dict[str, tuple[int, bytes]]
+) -> SendResult | MailDeliveryError:
+    """Read the reply to a message's data."""
+    code, reply = conn.getreply()
+    if code != 250:
+        # Recipients accepted at RCPT did not get the message either.
+        return reply_error(code, reply, "message refused", refused)
+    return SendResult(accepted=accepted, refused=refused)
+
+
+@dataclass
+class _Ready(Generic[T]):
+    """A message whose DATA command the server accepted."""
+
+    token: T
+    accepted: tuple[str, ...]
+    refused: dict[str, tuple[int, bytes]]
+    message: bytes
+
+
+class _StaleConnection(Exception):
+    """The connection was closed before this message's first reply."""
+
+
+def _mail_options(
+    conn: smtplib.SMTP, sender: str, recipients: Sequence[str], mailer: SMTPMailer
+) -> list[str]:
+    if all(a.isascii() for a in (sender, *recipients)):
+        return []
+    if not conn.has_extn("smtputf8"):
+        raise MailDeliveryError(
+            f"an address is not ASCII and {mailer.host}:{mailer.port} does not offer SMTPUTF8",
+            temporary=False,
+        )
+    options = ["SMTPUTF8"]
+    if conn.has_extn("8bitmime"):
+        options.append("BODY=8BITMIME")
+    return options
+
+
+def _command(verb: str, address: str, options: list[str]) -> bytes:
+    line = f"{verb}<{address}>" + "".join(" " + o for o in options) + "\r\n"
+    return line.encode("utf-8")
+
+
+def _pipeline(conn: smtplib.SMTP, commands: list[bytes]) -> list[tuple[int, bytes]]:
+    """Send every command at once (RFC 2920) and read the replies in order."""
+    try:
+        conn.send(b"".join(commands))
+        first = conn.getreply()
+    except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+        if timed_out(exc):
+            raise
+        raise _StaleConnection() from exc
+    return [first] + [conn.getreply() for _ in commands[1:]]
+
+
+def _lockstep(conn: smtplib.SMTP, commands: list[bytes]) -> list[tuple[int, bytes]]:
+    replies = []
+    for index, command in enumerate(commands):
+        try:
+            conn.send(command)
+            replies.append(conn.getreply())
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            if index == 0 and not timed_out(exc):
+                raise _StaleConnection() from exc
+            raise
+        if index == 0 and replies[0][0] != 250:
+            break
+    return replies
+
+
+def _reset(conn: smtplib.SMTP, replies: list[tuple[int, bytes]], sent: int) -> None:
+    """Leave the connection ready for the next message."""
+    if len(replies) > sent and replies[-1][0] == 354:
+        # DATA was accepted in a pipeline though no recipient was: an empty
+        # message ends it, and a conforming server then refuses that message.
+        conn.send(b".\r\n")
+        conn.getreply()
+    # On failure the next message finds the connection stale and reconnects.
+    with contextlib.suppress(smtplib.SMTPException):
+        conn.rset()
+
+
+def _dot_stuff(message: bytes) -> bytes:
+    if message.startswith(b"."):
+        message = b"." + message
+    message = message.replace(b"\r\n.", b"\r\n..")
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    return message + b".\r\n"
+
+
+def close_quietly(conn: smtplib.SMTP) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()
