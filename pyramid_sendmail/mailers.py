@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import IO, Protocol
+from typing import IO, Protocol, TypeVar
 
 from zope.interface import implementer
 
@@ -28,13 +28,13 @@ class _Sender(Protocol):
     def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult: ...
 
 
-class OneShotSession:
-    """A session for mailers that keep no connection: each send stands alone."""
+S = TypeVar("S", bound="Session")
 
-    def __init__(self, mailer: _Sender) -> None:
-        self.mailer = mailer
 
-    def __enter__(self) -> OneShotSession:
+class Session:
+    """What a mailer's ``session()`` returns: leaving ``with`` closes it."""
+
+    def __enter__(self: S) -> S:
         return self
 
     def __exit__(
@@ -44,6 +44,16 @@ class OneShotSession:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def close(self) -> None:
+        """End the session."""
+
+
+class OneShotSession(Session):
+    """A session for mailers that keep no connection: each send stands alone."""
+
+    def __init__(self, mailer: _Sender) -> None:
+        self.mailer = mailer
 
     def close(self) -> None:
         """Nothing to close."""

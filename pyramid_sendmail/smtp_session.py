@@ -7,10 +7,10 @@ import contextlib
 import smtplib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .exceptions import MailDeliveryError
+from .mailers import Session
 from .results import SendResult
 from .smtp_errors import classify, reply_error, reply_text, timed_out
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class SMTPSession:
+class SMTPSession(Session):
     """One SMTP connection used for a batch of messages.
 
     The connection opens on the first ``send`` and is reopened once when the
@@ -32,17 +32,6 @@ class SMTPSession:
         self.mailer = mailer
         self._conn: smtplib.SMTP | None = None
         self.connections = 0
-
-    def __enter__(self) -> SMTPSession:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Say QUIT and close the connection, ignoring any error."""
