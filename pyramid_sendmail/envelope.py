@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formatdate, make_msgid
 
-from . import policies
+from . import policies, simple_mime
 from .addresses import AddressLike, check_header_value, parse_address
 from .exceptions import InvalidMessageError
 from .message import Message
@@ -90,6 +90,10 @@ def prepare(
     original recipients are kept in an ``X-Original-Recipients`` header.
     """
     if isinstance(message, Message):
+        simple = simple_mime.build(message, default_sender, redirect_to)
+        if simple is not None:
+            sender, recipients, data, message_id = simple
+            return Envelope(sender, recipients, data, message_id)
         msg = message.to_message()
         bcc = [parse_address(a, "bcc") for a in message.bcc]
     elif isinstance(message, EmailMessage):
@@ -121,7 +125,7 @@ def prepare(
         msg["X-Original-Recipients"] = ", ".join(recipients)
         recipients = [parse_address(redirect_to, "mail.redirect_to").addr_spec]
     if msg["Message-ID"] is None:
-        msg["Message-ID"] = make_msgid(domain=_idna(sender.rpartition("@")[2]))
+        msg["Message-ID"] = make_msgid(domain=simple_mime.idna(sender.rpartition("@")[2]))
     if msg["Date"] is None:
         msg["Date"] = formatdate(localtime=True)
     message_id = str(msg["Message-ID"]).strip().strip("<>")
@@ -133,9 +137,10 @@ def prepare(
     )
     out_policy = _SMTPUTF8 if utf8 else _SMTP
     try:
-        envelope.data = msg.as_bytes(policy=out_policy)
+        data = msg.as_bytes(policy=out_policy)
     except (UnicodeError, ValueError) as exc:
         raise InvalidMessageError(f"the message cannot be serialized: {exc}") from exc
+    envelope.data = data if utf8 else simple_mime.rewrite_address_headers(data, msg)
     return envelope
 
 
@@ -177,10 +182,3 @@ def _unique(addresses: object) -> list[str]:
     for address in addresses:  # type: ignore[attr-defined]
         seen.setdefault(address, None)
     return list(seen)
-
-
-def _idna(domain: str) -> str:
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return "localhost"
