@@ -639,13 +639,16 @@ def _fmt(value: float | None, fmt: str) -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
-def report(bench: Bench, versions_found: dict, elapsed: float) -> tuple[str, dict]:
+def report(
+    bench: Bench, versions_found: dict, elapsed: float, date: datetime.datetime | None = None
+) -> tuple[str, dict]:
     rows = bench.rows
     lines: list[str] = []
     add = lines.append
     opts = bench.options
+    date = date or datetime.datetime.now()
     add(
-        f"pyramid_sendmail benchmark, {datetime.datetime.now():%Y-%m-%d %H:%M}"
+        f"pyramid_sendmail benchmark, {date:%Y-%m-%d %H:%M}"
         f"{'  (--quick smoke run)' if opts.quick else ''}"
     )
     add(
@@ -793,7 +796,7 @@ def report(bench: Bench, versions_found: dict, elapsed: float) -> tuple[str, dic
     add(f"\ntotal run time {elapsed:.0f} s")
     text = "\n".join(lines)
     data = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "date": date.isoformat(timespec="seconds"),
         "quick": opts.quick,
         "repeats": opts.repeats,
         "sizes": bench.sizes,
@@ -822,7 +825,7 @@ def evaluate_targets(rows: list[Row]) -> list[tuple[str, str, str, bool | None]]
         if mine is None or theirs is None:
             return
         value = mine / theirs
-        shown = f"{value:.0%}" if percent else f"{value:.1f}x"
+        shown = f"{value:.0%}" if percent else f"{value:.2f}x"
         wanted = f">= {goal:.0%}" if percent else f">= {goal:g}x"
         out.append((name, shown, wanted, value >= goal))
 
@@ -868,6 +871,27 @@ def evaluate_targets(rows: list[Row]) -> list[tuple[str, str, str, bool | None]]
                 ("backlog: `psendmail status`, large queue", f"{status:.2f} s", "< 2 s", status < 2)
             )
     return out
+
+
+def render(path: str) -> str:
+    """The table of a saved run (its .json), with this version's report."""
+    from types import SimpleNamespace
+
+    data = json.loads(Path(path).read_text())
+    rows = [
+        Row(r["case"], r["variant"], r["label"], lambda repeat: {}, results=r["results"])
+        for r in data["rows"]
+    ]
+    bench = SimpleNamespace(
+        rows=rows,
+        options=SimpleNamespace(quick=data["quick"], repeats=data["repeats"]),
+        sizes=data["sizes"],
+        have_postfix=bool(data["versions"].get("postfix (smtp-sink, smtp-source)")),
+        notes=data.get("notes", []),
+    )
+    date = datetime.datetime.fromisoformat(data["date"])
+    text, _ = report(bench, data["versions"], data["seconds"], date)  # type: ignore[arg-type]
+    return text
 
 
 # -- profiling -------------------------------------------------------------------
@@ -979,6 +1003,11 @@ def main(argv: list[str] | None = None) -> int:
         "--keep-work", action="store_true", help="keep the queue directories under bench/work/"
     )
     parser.add_argument(
+        "--render",
+        metavar="RESULT.json",
+        help="print the table of a saved run again (with this version's report) and exit",
+    )
+    parser.add_argument(
         "--no-postfix",
         action="store_true",
         help="act as if smtp-sink and smtp-source were missing (tests that path)",
@@ -989,6 +1018,9 @@ def main(argv: list[str] | None = None) -> int:
         help="run one measurement under cProfile and print the top functions",
     )
     options = parser.parse_args(argv)
+    if options.render:
+        print(render(options.render))
+        return 0
     options.cases = [c.strip() for c in options.cases.split(",") if c.strip()]
     unknown = set(options.cases) - set(CASE_NAMES)
     if unknown:

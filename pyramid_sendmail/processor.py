@@ -43,7 +43,7 @@ class QueueProcessor:
         queue: IMailQueue,
         mailer: IMailer,
         *,
-        workers: int = 2,
+        workers: int = 4,
         batch_size: int = 100,
         retry_min: float = 60.0,
         retry_max: float = 3600.0,

@@ -246,9 +246,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "queue_workers",
         _positive_int,
-        2,
+        4,
         "integer",
-        "Connections (threads) one processor delivers over at once.",
+        "Connections (threads) one processor delivers over at once; more hide "
+        "the round trips to a distant relay.",
     ),
     Setting(
         "batch_size",
