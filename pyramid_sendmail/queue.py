@@ -93,11 +93,9 @@ class MaildirQueue:
         """Write *envelope* durably into ``tmp/`` and return its name."""
         name = self._new_name()
         now = self.clock()
-        path = os.path.join(self.tmp, name)
-        self._write(path, _serialize(envelope, now, 0))
         # Due at once by the queue's clock, whatever time the file system
-        # stamped it with (a clock behind it would leave the message waiting).
-        os.utime(path, (now, now))
+        # would stamp it with (a clock behind it would leave it waiting).
+        self._write(os.path.join(self.tmp, name), _serialize(envelope, now, 0), mtime=now)
         return name
 
     def publish(self, names: list[str]) -> None:
@@ -185,8 +183,7 @@ class MaildirQueue:
         entry.error = error
         temp = os.path.join(self.tmp, entry.name)
         data = _serialize(entry.envelope, entry.queued_at, entry.attempts, error)
-        self._rewrite(temp, data)
-        os.utime(temp, (until, until))
+        self._rewrite(temp, data, mtime=until)
         claimed = os.path.join(self.cur, entry.name)
         # Replace the claimed file first: a crash between the two renames
         # leaves one up-to-date file that recovery returns to the queue.
@@ -300,12 +297,15 @@ class MaildirQueue:
         # Sortable by time, unique across threads, processes and hosts.
         return f"{time.time_ns():020d}.{os.getpid()}_{next(self._counter)}.{self._host}"
 
-    def _write(self, path: str, data: bytes) -> None:
+    def _write(self, path: str, data: bytes, mtime: float | None = None) -> None:
+        """Create *path* with *data* and *mtime*, all on disk when it returns."""
         fd = os.open(path, _CREATE_FLAGS, 0o600)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
+            if mtime is not None:
+                os.utime(fd, (mtime, mtime))
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -313,11 +313,11 @@ class MaildirQueue:
             raise
         os.close(fd)
 
-    def _rewrite(self, path: str, data: bytes) -> None:
+    def _rewrite(self, path: str, data: bytes, mtime: float | None = None) -> None:
         # A processor killed while rewriting this message left its copy
         # here; it is ours and outdated, and must not block the rewrite.
         _unlink(path)
-        self._write(path, data)
+        self._write(path, data, mtime)
 
     def _scan(self, directory: str) -> Iterator[tuple[str, float]]:
         with os.scandir(directory) as entries:

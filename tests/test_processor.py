@@ -581,10 +581,10 @@ class FullDiskQueue(MaildirQueue):
 
     full = False
 
-    def _write(self, path: str, data: bytes) -> None:
+    def _write(self, path: str, data: bytes, mtime: float | None = None) -> None:
         if self.full:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
-        super()._write(path, data)
+        super()._write(path, data, mtime)
 
 
 def test_disk_full_while_deferring_loses_nothing(

@@ -92,11 +92,11 @@ class FullDiskQueue(MaildirQueue):
 
     room = 0
 
-    def _write(self, path: str, data: bytes) -> None:
+    def _write(self, path: str, data: bytes, mtime: float | None = None) -> None:
         if self.room <= 0:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
         self.room -= 1
-        super()._write(path, data)
+        super()._write(path, data, mtime)
 
 
 @pytest.fixture
