@@ -106,7 +106,7 @@ class SMTPSession(Session):
                 report(token, self._outcome(sender, recipients, message))
                 continue
             try:
-                commands = _envelope_commands(conn, sender, recipients, self.mailer)
+                commands = _envelope_commands(conn, sender, recipients, message, self.mailer)
             except MailDeliveryError as exc:
                 report(token, exc)
                 continue
@@ -161,7 +161,7 @@ class SMTPSession(Session):
     def _transmit(
         self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str], message: bytes
     ) -> SendResult:
-        commands = _envelope_commands(conn, sender, recipients, self.mailer)
+        commands = _envelope_commands(conn, sender, recipients, message, self.mailer)
         if self._pipelined(conn):
             replies = _pipeline(conn, [*commands, b"DATA\r\n"])
         else:
@@ -175,9 +175,13 @@ class SMTPSession(Session):
 
 
 def _envelope_commands(
-    conn: smtplib.SMTP, sender: str, recipients: Sequence[str], mailer: SMTPMailer
+    conn: smtplib.SMTP,
+    sender: str,
+    recipients: Sequence[str],
+    message: bytes,
+    mailer: SMTPMailer,
 ) -> list[bytes]:
-    options = _mail_options(conn, sender, recipients, mailer)
+    options = _mail_options(conn, sender, recipients, message, mailer)
     return [
         _command("MAIL FROM:", sender, options),
         *(_command("RCPT TO:", r, []) for r in recipients),
@@ -251,9 +255,17 @@ class _StaleConnection(Exception):
 
 
 def _mail_options(
-    conn: smtplib.SMTP, sender: str, recipients: Sequence[str], mailer: SMTPMailer
+    conn: smtplib.SMTP,
+    sender: str,
+    recipients: Sequence[str],
+    message: bytes,
+    mailer: SMTPMailer,
 ) -> list[str]:
-    if all(a.isascii() for a in (sender, *recipients)):
+    # Raw UTF-8 in the header block means an address there is not ASCII
+    # (a Reply-To, say), which only SMTPUTF8 may carry.
+    end = message.find(b"\r\n\r\n")
+    head = message[:end] if end >= 0 else message
+    if all(a.isascii() for a in (sender, *recipients)) and head.isascii():
         return []
     if not conn.has_extn("smtputf8"):
         raise MailDeliveryError(

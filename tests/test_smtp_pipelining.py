@@ -108,3 +108,28 @@ def test_send_many_reports_in_flight_messages_when_the_connection_drops(smtp_ser
     sent = [t for t, o in outcomes if isinstance(o, SendResult)]
     assert set(sent) <= set(delivered)
     assert set(sent) | set(failed) == {0, 1, 2, 3}
+
+
+def _utf8_reply_to() -> bytes:
+    return (
+        "From: a@example.com\r\nTo: b@example.org\r\nReply-To: jörg@example.org\r\n"
+        "Subject: hi\r\n\r\nbody\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_non_ascii_address_in_a_header_asks_for_smtputf8(smtp_server, pipelining):
+    mailer = SMTPMailer(smtp_server.host, smtp_server.port, pipelining=pipelining)
+    mailer.send("a@example.com", ["b@example.org"], _utf8_reply_to())
+
+    [received] = smtp_server.messages
+    assert "SMTPUTF8" in received.mail_options
+
+
+def test_a_non_ascii_header_address_without_smtputf8_is_refused_clearly(smtp_server_factory):
+    server = smtp_server_factory(smtputf8=False)
+    mailer = SMTPMailer(server.host, server.port)
+    with pytest.raises(MailDeliveryError, match="SMTPUTF8") as caught:
+        mailer.send("a@example.com", ["b@example.org"], _utf8_reply_to())
+    assert not caught.value.temporary
+    assert server.messages == []
