@@ -350,9 +350,7 @@ def test_outside_a_request_a_subscriber_writes_in_a_fresh_transaction_of_its_own
 
     mailer = get_mailer(config.registry)
     with transaction.manager:
-        mailer.send(
-            Message(subject="Cron", sender="ann@example.org", recipients=["b@example.org"])
-        )
+        mailer.send(Message(subject="Cron", sender="ann@example.org", recipients=["b@example.org"]))
 
     assert log == ["subscriber saw Active", "subscriber committed"]
 
