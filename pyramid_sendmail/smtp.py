@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import smtplib
 import socket
 import ssl
@@ -19,6 +20,12 @@ from .smtp_errors import classify
 from .smtp_session import SMTPSession, close_quietly
 
 SMTPFactory = Callable[..., smtplib.SMTP]
+
+
+@functools.lru_cache(maxsize=1)
+def _this_host() -> str:
+    """This machine's name for EHLO, looked up once per process."""
+    return socket.getfqdn()
 
 
 @implementer(ISMTPMailer)
@@ -116,8 +123,8 @@ class SMTPMailer:
 
     def _connect(self) -> smtplib.SMTP:
         kwargs: dict[str, Any] = {"timeout": self.timeout}
-        if self.local_hostname:
-            kwargs["local_hostname"] = self.local_hostname
+        # smtplib would look the name up (a DNS query) for every connection.
+        kwargs["local_hostname"] = self.local_hostname or _this_host()
         if self._smtp_factory is not None:
             conn = self._smtp_factory(self.host, self.port, **kwargs)
         elif self.ssl:

@@ -599,7 +599,10 @@ def test_smtp_factory_makes_the_connection(smtp_server):
     mailer = SMTPMailer(host="relay.invalid", port=2525, timeout=5.0, smtp_factory=factory)
     mailer.send(SENDER, [BOB], MESSAGE)
 
-    assert calls == [("relay.invalid", 2525, {"timeout": 5.0})]
+    [(host, port, kwargs)] = calls
+    assert (host, port, kwargs["timeout"]) == ("relay.invalid", 2525, 5.0)
+    # The EHLO name is looked up once per process, not by smtplib per connection.
+    assert kwargs["local_hostname"]
     assert smtp_server.messages[0].data == MESSAGE
 
 
