@@ -196,13 +196,28 @@ def _failed(queue: MaildirQueue, as_json: bool, out: TextIO) -> int:
         }
         for e in queue.list("failed")
     ]
+    entries += [
+        {
+            "id": name,
+            "message_id": None,
+            "age": None,
+            "attempts": None,
+            "recipients": [],
+            "error": reason,
+        }
+        for name, reason in sorted(queue.unreadable().items())
+    ]
     if as_json:
         json.dump(entries, out, indent=2)
         out.write("\n")
         return 0
     for entry in entries:
-        print(f"{entry['id']}  {_age(entry['age'])} old, {entry['attempts']} attempt(s)", file=out)
-        print(f"  to: {', '.join(entry['recipients'])}", file=out)
+        if entry["message_id"] is None:
+            print(f"{entry['id']}  (unreadable)", file=out)
+        else:
+            age, attempts = _age(entry["age"]), entry["attempts"]
+            print(f"{entry['id']}  {age} old, {attempts} attempt(s)", file=out)
+            print(f"  to: {', '.join(entry['recipients'])}", file=out)
         print(f"  error: {entry['error']}", file=out)
     print(f"{len(entries)} failed message(s) in {queue.failed}", file=out)
     return 0

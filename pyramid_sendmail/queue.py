@@ -326,6 +326,20 @@ class MaildirQueue:
                     except FileNotFoundError:
                         continue
 
+    def unreadable(self) -> dict[str, str]:
+        """The files of ``failed/`` that cannot be read as queued messages,
+        each with the reason it was set aside."""
+        readable = {e.name for e in self.list("failed")}
+        found = {}
+        for name, _ in self._scan(self.failed):
+            if name not in readable:
+                try:
+                    with open(os.path.join(self.failed, f".{name}.error")) as f:
+                        found[name] = f.read().strip()
+                except OSError:
+                    found[name] = "unreadable queue file"
+        return found
+
     def _set_aside_corrupt(self, name: str, path: str, reason: str) -> None:
         try:
             os.rename(path, os.path.join(self.failed, name))

@@ -457,3 +457,16 @@ def test_run_delivers_and_exits_0_on_sigterm(
     assert process.returncode == 0, err.decode()
     assert [m.data for m in smtp_server.messages] == [mail.data]
     assert psendmail.files("new") == psendmail.files("cur") == []
+
+
+def test_failed_shows_an_unreadable_file_with_the_reason(psendmail: Psendmail) -> None:
+    queue_dir = psendmail.tmp_path / "queue"
+    name = psendmail.queue.add(envelope("soon corrupt"))
+    (queue_dir / "new" / name).write_bytes(b"not a queue file")
+    assert psendmail.queue.claim(name) is None  # set aside, with its reason
+
+    code, out = psendmail("failed")
+
+    assert code == 0
+    assert f"{name}  (unreadable)" in out
+    assert "corrupt queue file" in out
