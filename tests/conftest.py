@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from recording_server import RecordingServer
 from smtpserver import Certificates, SMTPTestServer
 
 # -- SMTP test server (tests/smtpserver.py) ---------------------------------
@@ -57,3 +60,24 @@ def tls_smtp_server(smtp_server_factory: Callable[..., SMTPTestServer]) -> SMTPT
 def ssl_smtp_server(smtp_server_factory: Callable[..., SMTPTestServer]) -> SMTPTestServer:
     """A server speaking TLS from the first byte (port 465 style), with AUTH."""
     return smtp_server_factory(implicit_tls=True, auth=True, auth_without_tls=True)
+
+
+# -- subprocess tests (tests/recording_server.py) ---------------------------
+
+
+@pytest.fixture
+def recording_server(tmp_path: Path) -> Iterator[RecordingServer]:
+    """An SMTP server in its own process that logs what it accepted."""
+    with RecordingServer(tmp_path / "smtp") as server:
+        yield server
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes a test starts; any still running are killed at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +291,13 @@ def make_app(global_config: dict[str, Any], **settings: Any) -> Any:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
+    """Poll *condition* until it holds or *timeout* seconds pass; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()

@@ -10,9 +10,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from recording_server import (
     queue_files,
     queue_numbered,
     start_psendmail,
+    wait_for,
     write_config,
 )
 
@@ -30,32 +29,6 @@ MESSAGES = 1000
 WORKERS = 3
 # The log line pyramid_sendmail writes for each message it delivered.
 _SENT = re.compile(r"mail <seq-(\d+)@example\.com> to 1 recipient\(s\): sent in")
-
-
-@pytest.fixture
-def recording_server(tmp_path: Path) -> Iterator[RecordingServer]:
-    with RecordingServer(tmp_path / "smtp") as server:
-        yield server
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Processes a test starts; any still running are killed at teardown."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-
-
-def _wait(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
 
 
 def test_two_processes_with_several_workers_deliver_each_message_exactly_once(
@@ -82,14 +55,14 @@ def test_two_processes_with_several_workers_deliver_each_message_exactly_once(
     def watching() -> bool:
         return all(log.exists() and "delivering mail from" in log.read_text() for log in logs)
 
-    assert _wait(watching, timeout=30), [log.read_text() for log in logs]
+    assert wait_for(watching, timeout=30), [log.read_text() for log in logs]
     expected = queue_numbered(queue_path, MESSAGES)
 
     def drained() -> bool:
         files = queue_files(queue_path)
         return recording_server.count() >= MESSAGES and not (files["new"] or files["cur"])
 
-    _wait(drained, timeout=40, interval=0.1)
+    wait_for(drained, timeout=40, interval=0.1)
     for process in processes:
         process.send_signal(signal.SIGTERM)
     for process, log in zip(processes, logs, strict=True):

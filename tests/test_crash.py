@@ -14,7 +14,6 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from recording_server import (
     queue_files,
     queue_numbered,
     start_psendmail,
+    wait_for,
     write_config,
 )
 
@@ -34,32 +34,6 @@ KILLS = 8
 WORKERS = 2
 CLAIM_TIMEOUT = 2
 SEED = 20240611
-
-
-@pytest.fixture
-def recording_server(tmp_path: Path) -> Iterator[RecordingServer]:
-    with RecordingServer(tmp_path / "smtp") as server:
-        yield server
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Processes a test starts; any still running are killed at teardown."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-
-
-def _wait(condition: Callable[[], bool], timeout: float, interval: float = 0.005) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
 
 
 def test_sigkilled_processors_lose_no_message_and_duplicate_only_what_was_in_hand(
@@ -99,7 +73,7 @@ def test_sigkilled_processors_lose_no_message_and_duplicate_only_what_was_in_han
         def progressed(target: int = target, process: Any = process) -> bool:
             return recording_server.count() >= target or process.poll() is not None
 
-        _wait(progressed, timeout=30)
+        wait_for(progressed, timeout=30, interval=0.005)
         time.sleep(rng.uniform(0, 0.01))
         assert process.poll() is None, stderr.read_text()
         process.send_signal(signal.SIGKILL)
@@ -120,7 +94,7 @@ def test_sigkilled_processors_lose_no_message_and_duplicate_only_what_was_in_han
             recording_server.accepted()
         ) >= set(expected)
 
-    _wait(drained, timeout=40, interval=0.1)
+    wait_for(drained, timeout=40, interval=0.1)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0, stderr.read_text()
 
