@@ -143,6 +143,9 @@ def _as_list(value: object) -> Sequence[AddressLike]:
 
 
 def _unstructured(name: str, value: str) -> str:
+    # Leading white space is folding white space to every reader; dropping
+    # it here keeps this path's output the same as the email package's.
+    value = value.lstrip(" \t")
     if not value:
         return f"{name}: "
     if _PLAIN.fullmatch(value) and "=?" not in value and _short_words(value):
