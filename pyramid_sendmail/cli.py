@@ -108,6 +108,8 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
             progress.finish()
         counts = processor.last_pass
         print(", ".join(f"{counts[k]} {k}" for k in OUTCOMES), file=out)
+        if processor.relay_was_down:
+            print("the relay could not be reached; the rest waits for the next run", file=out)
         return 0
     return _run_forever(processor, values["queue_interval"])
 

@@ -60,5 +60,5 @@ class MailDeliveryError(SendmailError):
 
 class RelayUnavailable(MailDeliveryError):
     """No usable connection to the relay (refused, timed out, TLS or login
-    failed). Nothing was sent; the queue processor stops its pass and every
-    message waits for the next one."""
+    failed). Nothing was sent. The queue processor defers the message in
+    hand and ends its pass; the other messages wait for the next one."""

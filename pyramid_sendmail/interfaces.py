@@ -84,9 +84,6 @@ class IMailQueue(Interface):
     def complete(entry_id):
         """Remove a claimed message whose delivery is finished."""
 
-    def release(entry):
-        """Give a claimed entry back unchanged, due at once."""
-
     def defer(entry, until, error):
         """Put a claimed entry back, with its envelope, due at *until*."""
 

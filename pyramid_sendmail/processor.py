@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 Notify = Callable[[IMailEvent], None]
 #: What became of the messages of a pass (:attr:`QueueProcessor.last_pass`).
-OUTCOMES = ("sent", "deferred", "failed", "waiting")
+OUTCOMES = ("sent", "deferred", "failed")
 
 
 @implementer(IMailQueueProcessor)
@@ -64,9 +64,7 @@ class QueueProcessor:
         self.clock = clock
         self.stopping = threading.Event()
         self._relay_down = threading.Event()
-        #: Counts of the last :meth:`process_once`, keyed by :data:`OUTCOMES`:
-        #: sent (completely), deferred, failed, and waiting (put back unsent
-        #: because the relay was unavailable).
+        #: Counts of the last :meth:`process_once`, keyed by :data:`OUTCOMES`.
         self.last_pass: Counter[str] = Counter()
         self._count_lock = threading.Lock()
 
@@ -88,6 +86,11 @@ class QueueProcessor:
                 break
             handled += done
         return handled
+
+    @property
+    def relay_was_down(self) -> bool:
+        """True when the last pass ended early: the relay was unavailable."""
+        return self._relay_down.is_set()
 
     def backoff(self, age: float) -> float:
         """Seconds to wait after a temporary failure of a message this old."""
@@ -160,15 +163,10 @@ class QueueProcessor:
         """Act on one message's outcome: complete, defer, fail or release it."""
         envelope = entry.envelope
         if isinstance(outcome, RelayUnavailable):
-            log_attempt(envelope, started, f"not sent ({outcome})", logging.WARNING)
-            # Not the message's fault: it goes back as it was, and the rest
-            # of this pass is left for the next one instead of failing the
-            # same way one connection attempt at a time.
+            # The rest of this pass would fail the same way, one connection
+            # attempt each: this message is deferred like any temporary
+            # failure, and the others wait, still due, for the next pass.
             self._relay_down.set()
-            if self.clock() - entry.queued_at < self.max_age:
-                self.queue.release(entry)
-                self._count("waiting")
-                return
         if isinstance(outcome, MailDeliveryError):
             log_attempt(envelope, started, f"failed ({outcome})", logging.WARNING)
             refused = {r: outcome.refused.get(r) for r in envelope.recipients}

@@ -164,13 +164,6 @@ class MaildirQueue:
         """Forget a claimed message that has been delivered."""
         _unlink(os.path.join(self.cur, name))
 
-    def release(self, entry: QueueEntry) -> None:
-        """Give up a claim untouched: the message is due again at once."""
-        claimed = os.path.join(self.cur, entry.name)
-        now = self.clock()
-        os.utime(claimed, (now, now))
-        os.rename(claimed, os.path.join(self.new, entry.name))
-
     def defer(self, entry: QueueEntry, until: float, error: str) -> None:
         """Return a claimed message to the queue, due at *until*.
 

@@ -349,11 +349,13 @@ def test_server_down_keeps_every_message_queued(
     files = listing(queue)
     assert len(files["new"]) == 3
     assert files["cur"] == files["failed"] == files["tmp"] == []
-    # No message is at fault: none is deferred or charged an attempt, and
-    # the pass stops after the first failed connection of each worker.
-    assert events == []
+    # A refused connection is temporary: the message in hand (one per
+    # worker) is deferred with backoff; the pass then stops instead of
+    # trying every message, and the rest stay queued and due.
+    assert events and all(isinstance(e, MailDeferred) for e in events)
+    assert len(events) <= 2
     entries = queue.list("new")
-    assert [e.attempts for e in entries] == [0, 0, 0]
+    assert sorted(e.attempts for e in entries) == [0] * (3 - len(events)) + [1] * len(events)
     assert sorted(e.envelope.data for e in entries) == sorted(m.data for m in mails)
 
     # Once the relay is back, every message is delivered exactly once.
@@ -397,12 +399,12 @@ def test_wrong_password_is_temporary(
 
     processor_for(mailer=mailer("not-the-password")).process_once()
 
-    # A rejected login is the relay's problem, not the message's: it stays
-    # queued as it was, and the password is written nowhere.
-    assert events == []
+    # A rejected login is temporary, not a reason to fail the message: it is
+    # deferred, and the password is written nowhere.
+    assert [type(e) for e in events] == [MailDeferred]
     assert listing(queue)["failed"] == []
     [entry] = queue.list("new")
-    assert entry.attempts == 0
+    assert entry.attempts == 1
     assert "not-the-password" not in (entry.error or "")
 
     clock.advance(RETRY_MIN)
