@@ -11,7 +11,7 @@ from typing import Any
 import transaction
 from zope.interface import Interface
 
-from .delivery import deliver_now
+from .delivery import send_now
 from .envelope import Envelope, prepare
 from .events import EventSink, request_event_sink, thread_event_sink
 from .exceptions import SendmailError
@@ -104,11 +104,7 @@ class RequestMailer:
         setup = self.setup
         envelope = self._prepare(setup, message)
         self._record(setup, message)
-        with setup.mailer.session() as session:
-            error = deliver_now(session, envelope, self._events)
-        if error is not None:
-            raise error
-        return envelope.message_id
+        return send_now(setup.mailer, envelope, self._events)
 
     def send_to_queue_immediately(self, message: MessageLike) -> str:
         """Write *message* into the queue now, outside any transaction.

@@ -239,7 +239,7 @@ def _retry(queue: MaildirQueue, ids: list[str], every: bool, out: TextIO) -> int
         return 1
     print(f"put {len(moved)} message(s) back in the queue", file=out)
     # What --all left behind is what cannot be read (list() skips it).
-    left = queue.status()["failed"]["count"] - len(queue.list("failed")) if every else 0
+    left = len(queue.unreadable()) if every else 0
     if left:
         unreadable = f"{left} failed message(s) cannot be read"
         print(f"psendmail retry: {unreadable} and stay in {queue.failed}", file=sys.stderr)

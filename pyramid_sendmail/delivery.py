@@ -221,6 +221,18 @@ def deliver_now(session: Any, envelope: Envelope, events: EventSink) -> BaseExce
     return None
 
 
+def send_now(mailer: IMailer, envelope: Envelope, events: EventSink) -> str:
+    """Send *envelope* at once over a session of its own; return its id.
+
+    Raises the delivery error when no recipient accepted it.
+    """
+    with mailer.session() as session:
+        error = deliver_now(session, envelope, events)
+    if error is not None:
+        raise error
+    return envelope.message_id
+
+
 def describe(result: Any) -> str:
     """A short outcome for the log line."""
     if result.refused:

@@ -320,17 +320,16 @@ class MaildirQueue:
                         continue
 
     def unreadable(self) -> dict[str, str]:
-        """The files of ``failed/`` that cannot be read as queued messages,
-        each with the reason it was set aside."""
-        readable = {e.name for e in self.list("failed")}
+        """The files of ``failed/`` that could not be read as queued messages,
+        each with the reason it was set aside (kept in ``.NAME.error``)."""
         found = {}
-        for name, _ in self._scan(self.failed):
-            if name not in readable:
-                try:
-                    with open(os.path.join(self.failed, f".{name}.error")) as f:
+        with os.scandir(self.failed) as entries:
+            for entry in entries:
+                name = entry.name[1:].removesuffix(".error")
+                is_reason = entry.name.startswith(".") and entry.name.endswith(".error")
+                if is_reason and os.path.exists(os.path.join(self.failed, name)):
+                    with open(entry.path) as f:
                         found[name] = f.read().strip()
-                except OSError:
-                    found[name] = "unreadable queue file"
         return found
 
     def _set_aside_corrupt(self, name: str, path: str, reason: str) -> None:

@@ -31,7 +31,6 @@ class SMTPSession(Session):
     def __init__(self, mailer: SMTPMailer) -> None:
         self.mailer = mailer
         self._conn: smtplib.SMTP | None = None
-        self.connections = 0
 
     def close(self) -> None:
         """Say QUIT and close the connection, ignoring any error."""
@@ -73,7 +72,6 @@ class SMTPSession(Session):
     def _connection(self) -> smtplib.SMTP:
         if self._conn is None:
             self._conn = self.mailer.connect()
-            self.connections += 1
         return self._conn
 
     def _abandon(self) -> None:

@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from .api import IMailSetup, MailSetup
 from .config import register_setup
-from .delivery import DirectMailDelivery, deliver_now
+from .delivery import DirectMailDelivery, send_now
 from .envelope import Envelope
 from .exceptions import MailDeliveryError
 from .interfaces import IMailer, IQueuedMailDelivery
@@ -114,11 +114,7 @@ class InMemoryQueueDelivery(DirectMailDelivery):
 
     def enqueue_now(self, envelope: Envelope) -> str:
         """Hand *envelope* to the in-memory mailer now."""
-        with self.mailer.session() as session:
-            error = deliver_now(session, envelope, lambda event: None)
-        if error is not None:
-            raise error
-        return envelope.message_id
+        return send_now(self.mailer, envelope, lambda event: None)
 
 
 def includeme(config: Configurator) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import transaction
+from resources import OtherResource
 from transaction.interfaces import (
     DoomedTransaction,
     IDataManager,
@@ -86,40 +87,6 @@ class ScriptedMailer:
             raise self.session_error
         self.sessions += 1
         return OneShotSession(self)
-
-
-@implementer(IDataManager)
-class OtherResource:
-    """Another resource in the same transaction (a database, say)."""
-
-    def __init__(self, manager: Any, fail_vote: bool = False, key: str = "zzz") -> None:
-        self.transaction_manager = manager
-        self.fail_vote = fail_vote
-        self.key = key
-        self.calls: list[str] = []
-
-    def sortKey(self) -> str:  # the transaction package's method name
-        return self.key
-
-    def abort(self, txn: Any) -> None:
-        self.calls.append("abort")
-
-    def tpc_begin(self, txn: Any) -> None:
-        self.calls.append("tpc_begin")
-
-    def commit(self, txn: Any) -> None:
-        self.calls.append("commit")
-
-    def tpc_vote(self, txn: Any) -> None:
-        self.calls.append("tpc_vote")
-        if self.fail_vote:
-            raise RuntimeError("the database refused to commit")
-
-    def tpc_finish(self, txn: Any) -> None:
-        self.calls.append("tpc_finish")
-
-    def tpc_abort(self, txn: Any) -> None:
-        self.calls.append("tpc_abort")
 
 
 # --- the contract ----------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import transaction
+from clock import Clock
 from pyramid.config import Configurator
 from pyramid.threadlocal import get_current_registry
 from transaction.interfaces import IDataManager
@@ -33,20 +34,6 @@ from pyramid_sendmail.queue import STALE_TMP_AGE, MaildirQueue
 RETRY_MIN = 60.0
 RETRY_MAX = 3600.0
 MAX_AGE = 5 * 24 * 3600.0
-
-
-class Clock:
-    """The processor's and the queue's clock, moved by hand instead of sleeping."""
-
-    def __init__(self, now: float = 2_000_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
 
 
 def envelope(

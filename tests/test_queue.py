@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from clock import Clock
 from pyramid.exceptions import ConfigurationError
 from zope.interface.verify import verifyObject
 
@@ -18,20 +19,6 @@ from pyramid_sendmail.interfaces import IMailQueue
 from pyramid_sendmail.queue import STALE_TMP_AGE, MaildirQueue, open_queue
 
 DAY = 24 * 3600.0
-
-
-class Clock:
-    """The queue's clock, moved by hand: files are aged without sleeping."""
-
-    def __init__(self, now: float = 2_000_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
 
 
 def envelope(subject: str = "Hello", to: Sequence[str] = ("bob@example.org",)) -> Envelope:

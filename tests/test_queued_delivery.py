@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import transaction
 from pyramid.config import Configurator
-from transaction.interfaces import DoomedTransaction, IDataManager
-from zope.interface import implementer
+from resources import OtherResource
+from transaction.interfaces import DoomedTransaction
 from zope.interface.verify import verifyObject
 
 from pyramid_sendmail import Message, QueuedMailDelivery, RequestMailer, SMTPMailer
@@ -42,45 +42,20 @@ def listing(queue: MaildirQueue) -> dict[str, list[str]]:
     }
 
 
-def queued_subjects(queue: MaildirQueue) -> list[str]:
-    return sorted(str(entry.envelope.message["Subject"]) for entry in queue.list("new"))
-
-
-@implementer(IDataManager)
-class OtherResource:
-    """Another resource of the same transaction: a database that votes after us."""
+class DatabaseResource(OtherResource):
+    """A database that votes after us and looks at the queue when it does."""
 
     def __init__(self, manager: Any, queue: MaildirQueue, fail_vote: bool = False) -> None:
-        self.transaction_manager = manager
+        super().__init__(manager, fail_vote, key="z_sqlalchemy")
         self.queue = queue
-        self.fail_vote = fail_vote
-        self.calls: list[str] = []
         self.seen_at_vote: dict[str, list[str]] = {}
 
-    def sortKey(self) -> str:  # the transaction package's name
-        # zope.sqlalchemy's key: it commits the database in its own vote.
-        return "z_sqlalchemy"
-
-    def abort(self, txn: Any) -> None:
-        self.calls.append("abort")
-
-    def tpc_begin(self, txn: Any) -> None:
-        self.calls.append("tpc_begin")
-
-    def commit(self, txn: Any) -> None:
-        self.calls.append("commit")
-
-    def tpc_vote(self, txn: Any) -> None:
-        self.calls.append("tpc_vote")
+    def voting(self) -> None:
         self.seen_at_vote = listing(self.queue)
-        if self.fail_vote:
-            raise RuntimeError("the database refused to commit")
 
-    def tpc_finish(self, txn: Any) -> None:
-        self.calls.append("tpc_finish")
 
-    def tpc_abort(self, txn: Any) -> None:
-        self.calls.append("tpc_abort")
+def queued_subjects(queue: MaildirQueue) -> list[str]:
+    return sorted(str(entry.envelope.message["Subject"]) for entry in queue.list("new"))
 
 
 class FullDiskQueue(MaildirQueue):
@@ -196,7 +171,7 @@ def test_next_transaction_queues_only_its_own_messages(
 def test_message_is_written_at_vote_before_the_database_and_published_at_finish(
     delivery: QueuedMailDelivery, queue: MaildirQueue, tm: transaction.TransactionManager
 ) -> None:
-    database = OtherResource(tm, queue)
+    database = DatabaseResource(tm, queue)
     tm.begin()
     tm.get().join(database)
     delivery.send(envelope(), tm)
@@ -212,7 +187,7 @@ def test_message_is_written_at_vote_before_the_database_and_published_at_finish(
 def test_failed_vote_of_another_resource_publishes_nothing(
     delivery: QueuedMailDelivery, queue: MaildirQueue, tm: transaction.TransactionManager
 ) -> None:
-    database = OtherResource(tm, queue, fail_vote=True)
+    database = DatabaseResource(tm, queue, fail_vote=True)
     tm.begin()
     tm.get().join(database)
     delivery.send(envelope(), tm)
@@ -233,7 +208,7 @@ def test_full_disk_at_vote_aborts_the_transaction_cleanly(
     earlier = queue.add(envelope("queued earlier"))
     earlier_bytes = Path(queue.new, earlier).read_bytes()
     queue.room = 2
-    database = OtherResource(tm, queue)
+    database = DatabaseResource(tm, queue)
 
     tm.begin()
     tm.get().join(database)
