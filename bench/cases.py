@@ -408,7 +408,15 @@ def _drain_pyramid_sendmail(args: argparse.Namespace) -> Callable[[], object]:
         timeout=30.0,
     )
     options = {} if args.workers is None else {"workers": args.workers}
-    processor = QueueProcessor(MaildirQueue(args.dir), mailer, **options)
+    queue = MaildirQueue(args.dir)
+    if args.processes > 1:
+        # What `psendmail run --once` does with mail.queue_processes > 1.
+        from pyramid_sendmail.supervisor import drain_in_processes
+
+        return lambda: drain_in_processes(
+            args.processes, lambda: QueueProcessor(queue, mailer, **options)
+        )
+    processor = QueueProcessor(queue, mailer, **options)
     return processor.process_once
 
 
@@ -515,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls", action="store_true", help="STARTTLS and AUTH")
     parser.add_argument("--cafile")
     parser.add_argument("--workers", type=int, help="pyramid_sendmail workers (default: its own)")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="pyramid_sendmail processes (forked)"
+    )
     parser.add_argument("--prefilled", action="store_true", help="drain the queue as it is")
     parser.add_argument("--profile", help="write cProfile stats of the timed section here")
     args = parser.parse_args(argv)

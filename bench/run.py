@@ -55,6 +55,10 @@ POSTFIX_HINT = (
     "(the benchmark never starts the postfix daemon)."
 )
 PSM = "pyramid_sendmail"
+# psendmail with mail.queue_processes = one per core of these machines.
+PROCESSES = 2
+PSM_PROCESSES = f"{PSM} -p{PROCESSES}"
+PSM_PROCESSES_LABEL = f"{PSM}, {PROCESSES} processes (mail.queue_processes)"
 
 #: Messages per measurement: full run, and --quick.
 SIZES = {
@@ -389,25 +393,29 @@ class Bench:
     # -- drain on loopback
     def add_drain(self) -> None:
         n = self.sizes["drain"]
-        packages = [PSM] if self.options.quick else [PSM, "repoze.sendmail", "zope.sendmail"]
-        for variant in packages:
+        packages = [(PSM, PSM, 1), (PSM_PROCESSES, PSM_PROCESSES_LABEL, PROCESSES)]
+        if not self.options.quick:
+            packages += [(v, v, 1) for v in ("repoze.sendmail", "zope.sendmail")]
+        for variant, label, processes in packages:
 
-            def measure(repeat: int, variant: str = variant) -> dict:
+            def measure(repeat: int, variant: str = variant, processes: int = processes) -> dict:
                 with self.loopback_sink() as sink:
                     result = self.worker(
                         "drain",
-                        variant,
+                        PSM if variant == PSM_PROCESSES else variant,
                         "--dir",
                         self.fresh_dir(f"drain-{variant}"),
                         "--n",
                         str(n),
                         "--port",
                         str(sink.port),
+                        "--processes",
+                        str(processes),
                     )
                 result["server"] = sink.counters
                 return result
 
-            self.rows.append(Row("drain", variant, variant, measure))
+            self.rows.append(Row("drain", variant, label, measure))
         if self.have_postfix:
             for sessions, reuse in ((1, False), (1, True), (4, False), (4, True)):
                 variant = f"smtp-source -s {sessions}" + (" -d" if reuse else "")
@@ -820,8 +828,10 @@ def evaluate_targets(rows: list[Row]) -> list[tuple[str, str, str, bool | None]]
         row = _find(rows, case, variant)
         return _median(row, "rate") if row else None
 
-    def ratio_target(name: str, case: str, other: str, goal: float, percent: bool = False):
-        mine, theirs = rate(case, PSM), rate(case, other)
+    def ratio_target(
+        name: str, case: str, other: str, goal: float, percent: bool = False, mine_variant=PSM
+    ):
+        mine, theirs = rate(case, mine_variant), rate(case, other)
         if mine is None or theirs is None:
             return
         value = mine / theirs
@@ -833,6 +843,14 @@ def evaluate_targets(rows: list[Row]) -> list[tuple[str, str, str, bool | None]]
     ratio_target("drain vs repoze.sendmail", "drain", "repoze.sendmail", 4)
     ratio_target(
         "drain vs smtp-source, 4 reused sessions", "drain", "smtp-source -s 4 -d", 0.4, percent=True
+    )
+    ratio_target(
+        f"drain, {PROCESSES} processes, vs smtp-source, 4 reused",
+        "drain",
+        "smtp-source -s 4 -d",
+        0.4,
+        percent=True,
+        mine_variant=PSM_PROCESSES,
     )
     ratio_target("drain-far vs zope.sendmail", "drain-far", "zope.sendmail", 20)
     ratio_target("drain-far vs repoze.sendmail", "drain-far", "repoze.sendmail", 20)

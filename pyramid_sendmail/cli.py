@@ -7,14 +7,11 @@ usage or configuration.
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
 import logging
-import signal
 import sys
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from pyramid.exceptions import ConfigurationError
@@ -27,6 +24,14 @@ from .message import Message
 from .processor import OUTCOMES, QueueProcessor
 from .queue import CorruptEntry, MaildirQueue, open_queue
 from .settings import parse_settings
+from .supervisor import (
+    START_FAILED,
+    STARTUP_ERRORS,
+    PassResult,
+    drain_in_processes,
+    run_forever,
+    serve_in_processes,
+)
 
 # Named explicitly: under ``python -m`` __name__ would be "__main__".
 log = logging.getLogger("pyramid_sendmail.cli")
@@ -39,7 +44,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _dispatch(args, out)
-    except (ConfigurationError, SendmailError, FileNotFoundError, configparser.Error) as exc:
+    except STARTUP_ERRORS as exc:
         print(f"psendmail: {exc}", file=sys.stderr)
         return 2
 
@@ -56,10 +61,16 @@ def _parser() -> argparse.ArgumentParser:
         help="do not load the application (events then reach no subscriber)",
     )
     # "psendmail production.ini" alone means "run", which then has no --once.
-    parser.set_defaults(once=False)
+    parser.set_defaults(once=False, processes=None)
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="deliver queued mail (default)")
     run.add_argument("--once", action="store_true", help="deliver what is due, then exit")
+    run.add_argument(
+        "--processes",
+        type=_positive,
+        metavar="N",
+        help="processor processes to fork (default: mail.queue_processes)",
+    )
     status = commands.add_parser("status", help="count queued, deferred and failed mail")
     status.add_argument("--json", action="store_true", help="print JSON")
     failed = commands.add_parser("failed", help="list failed mail with its errors")
@@ -90,28 +101,48 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         return _failed(queue, args.json, out)
     if command == "retry":
         return _retry(queue, args.ids, args.all, out)
-    registry = None if args.no_app else _load_registry(args.config_uri, args.app_name)
-    processor = QueueProcessor(
-        queue,
-        build_mailer(values, settings),
-        workers=values["queue_workers"],
-        batch_size=values["batch_size"],
-        retry_min=values["retry_min"],
-        retry_max=values["retry_max"],
-        max_age=values["max_age"],
-        registry=registry,
-    )
+    mailer = build_mailer(values, settings)
+
+    def make_processor() -> QueueProcessor:
+        registry = None if args.no_app else _load_registry(args.config_uri, args.app_name)
+        return QueueProcessor(
+            queue,
+            mailer,
+            workers=values["queue_workers"],
+            batch_size=values["batch_size"],
+            retry_min=values["retry_min"],
+            retry_max=values["retry_max"],
+            max_age=values["max_age"],
+            registry=registry,
+        )
+
+    processes = args.processes or values["queue_processes"]
     if args.once:
-        progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+        return _run_once(queue, make_processor, processes, out)
+    if processes > 1:
+        return serve_in_processes(processes, make_processor, values["queue_interval"])
+    return run_forever(make_processor(), values["queue_interval"])
+
+
+def _run_once(
+    queue: MaildirQueue, make_processor: Callable[[], QueueProcessor], processes: int, out: TextIO
+) -> int:
+    progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    if processes > 1:
+        total = len(queue.claimable()) if progress is not None else 0
+        result = drain_in_processes(processes, make_processor, progress, total)
+        if result.failed_to_start:
+            return START_FAILED
+    else:
+        processor = make_processor()
         processor.process_once(progress)
-        if progress is not None:
-            progress.finish()
-        counts = processor.last_pass
-        print(", ".join(f"{counts[k]} {k}" for k in OUTCOMES), file=out)
-        if processor.relay_was_down:
-            print("the relay could not be reached; the rest waits for the next run", file=out)
-        return 0
-    return _run_forever(processor, values["queue_interval"])
+        result = PassResult(processor.last_pass, processor.relay_was_down)
+    if progress is not None:
+        progress.finish()
+    print(", ".join(f"{result.counts[k]} {k}" for k in OUTCOMES), file=out)
+    if result.relay_was_down:
+        print("the relay could not be reached; the rest waits for the next run", file=out)
+    return 0
 
 
 def _read_settings(config_uri: str, name: str) -> Any:
@@ -150,26 +181,6 @@ def _load_registry(config_uri: str, name: str) -> Any:
     if registry is None:
         log.warning("the application has no registry; mail events reach no subscriber")
     return registry
-
-
-def _run_forever(processor: QueueProcessor, interval: float) -> int:
-    wake = threading.Event()
-
-    def stop(signum: int, frame: Any) -> None:
-        log.info("signal %d: finishing the message in hand, then exiting", signum)
-        processor.stopping.set()
-        wake.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info("delivering mail from %s every %ss", processor.queue, interval)
-    while not processor.stopping.is_set():
-        try:
-            processor.process_once()
-        except Exception:
-            log.exception("the queue pass failed; trying again in %ss", interval)
-        wake.wait(interval)
-    return 0
 
 
 def _status(queue: MaildirQueue, as_json: bool, out: TextIO) -> int:
@@ -269,6 +280,12 @@ def _send_test(values: dict[str, Any], settings: Any, address: str, out: TextIO)
         return 1
     print(f"sent {envelope.message_id} to {address}", file=out)
     return 0
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
 
 
 def _age(seconds: float | None) -> str:

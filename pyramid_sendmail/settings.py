@@ -252,6 +252,15 @@ SETTINGS: tuple[Setting, ...] = (
         "the round trips to a distant relay.",
     ),
     Setting(
+        "queue_processes",
+        _positive_int,
+        1,
+        "integer",
+        "Processes ``psendmail run`` forks, each a processor with its own "
+        "``mail.queue_workers``; more use more cores against a fast relay. "
+        "The processor thread in the application is always one.",
+    ),
+    Setting(
         "batch_size",
         _positive_int,
         100,

@@ -289,6 +289,11 @@ def make_app(global_config: dict[str, Any], **settings: Any) -> Any:
     return config.make_wsgi_app()
 
 
+def broken_app(global_config: dict[str, Any], **settings: Any) -> Any:
+    """An application factory that fails (``call:recording_server:broken_app``)."""
+    raise RuntimeError("this application cannot start")
+
+
 if __name__ == "__main__":
     sys.exit(main())
 

@@ -421,6 +421,17 @@ def test_unknown_command_is_a_usage_error(psendmail: Psendmail) -> None:
     assert exited.value.code == 2
 
 
+@pytest.mark.parametrize("count", ["0", "two"])
+def test_processes_must_be_a_positive_integer(
+    psendmail: Psendmail, capsys: pytest.CaptureFixture[str], count: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        psendmail("run", "--once", "--processes", count)
+
+    assert exited.value.code == 2
+    assert "--processes" in capsys.readouterr().err
+
+
 # -- run until a signal -----------------------------------------------------
 
 

@@ -137,6 +137,7 @@ def test_mailer_may_be_a_dotted_name():
         ("mail.max_age", "nan", "mail.max_age must be a positive number of seconds"),
         ("mail.claim_timeout", "inf", "mail.claim_timeout must be a positive number"),
         ("mail.queue_workers", "0", "mail.queue_workers must be a positive integer"),
+        ("mail.queue_processes", "-1", "mail.queue_processes must be a positive integer"),
         ("mail.batch_size", "many", "mail.batch_size must be an integer, not 'many'"),
         ("mail.debug", "loud", "mail.debug must be an integer, not 'loud'"),
         ("mail.delivery", "later", "mail.delivery must be one of direct, queued"),

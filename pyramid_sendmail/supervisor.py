@@ -1,0 +1,278 @@
+"""Run queue processors: in this process, or in several forked ones.
+
+Threads of one Python process share one interpreter lock, so against a fast
+local relay a processor is bound by one core; processes are not. With
+``mail.queue_processes`` above one, ``psendmail run`` forks that many
+children, each building its own processor (loading the application itself,
+opening its own connections) and claiming from the same queue, which keeps
+every message to one of them. The parent only forwards signals, restarts a
+child that died, and adds up what the children did.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import json
+import logging
+import os
+import selectors
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from pyramid.exceptions import ConfigurationError
+
+from .exceptions import SendmailError
+from .processor import OUTCOMES, QueueProcessor
+
+log = logging.getLogger(__name__)
+
+#: Errors that mean psendmail cannot start: a message, exit code 2.
+STARTUP_ERRORS = (ConfigurationError, SendmailError, FileNotFoundError, configparser.Error)
+#: A child's exit code when it cannot start (bad settings, no application).
+START_FAILED = 2
+RESTART_DELAY = 1.0
+PROGRESS_EVERY = 0.1
+
+MakeProcessor = Callable[[], QueueProcessor]
+Progress = Callable[[int, int], None]
+
+
+def run_forever(processor: QueueProcessor, interval: float) -> int:
+    """Deliver every *interval* seconds until SIGTERM or SIGINT, which let
+    the message in hand finish."""
+    wake = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        log.info("signal %d: finishing the message in hand, then exiting", signum)
+        processor.stopping.set()
+        wake.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("delivering mail from %s every %ss", processor.queue, interval)
+    while not processor.stopping.is_set():
+        try:
+            processor.process_once()
+        except Exception:
+            log.exception("the queue pass failed; trying again in %ss", interval)
+        wake.wait(interval)
+    return 0
+
+
+class PassResult:
+    """What one or several processors did in a pass (``run --once``)."""
+
+    def __init__(self, counts: Counter[str] | None = None, relay_was_down: bool = False):
+        self.counts: Counter[str] = counts or Counter(dict.fromkeys(OUTCOMES, 0))
+        self.relay_was_down = relay_was_down
+        self.failed_to_start = False
+
+    def add(self, report: dict[str, Any]) -> None:
+        self.counts.update({k: int(report.get(k, 0)) for k in OUTCOMES})
+        self.relay_was_down = self.relay_was_down or bool(report.get("relay_was_down"))
+
+
+def drain_in_processes(
+    count: int, make_processor: MakeProcessor, progress: Progress | None = None, total: int = 0
+) -> PassResult:
+    """Deliver what is due with *count* forked processors, then return.
+
+    *progress* is called as ``progress(done, total)`` as the children report
+    (every tenth of a second at most each). SIGTERM and SIGINT are passed on:
+    each child finishes its message in hand and reports.
+    """
+    result = PassResult()
+    children: dict[int, int] = {}
+    done: dict[int, int] = {}
+    selector = selectors.DefaultSelector()
+    with _forwarding_signals(children):
+        for index in range(count):
+            pid, fd = _fork(lambda out: _drain_child(make_processor, out, progress is not None))
+            children[pid] = index
+            done[fd] = 0
+            selector.register(fd, selectors.EVENT_READ, _LineReader(fd))
+        while selector.get_map():
+            for key, _ in selector.select():
+                reader: _LineReader = key.data
+                lines = reader.read()
+                if lines is None:
+                    selector.unregister(key.fd)
+                    os.close(key.fd)
+                    continue
+                for line in lines:
+                    report = json.loads(line)
+                    if "done" in report:
+                        done[key.fd] = report["done"]
+                        if progress is not None:
+                            progress(sum(done.values()), max(total, sum(done.values())))
+                    else:
+                        result.add(report)
+        selector.close()
+        for pid in list(children):
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) == START_FAILED:
+                result.failed_to_start = True
+    return result
+
+
+def serve_in_processes(count: int, make_processor: MakeProcessor, interval: float) -> int:
+    """Keep *count* forked processors running until SIGTERM or SIGINT.
+
+    A child that dies is replaced after a second; one that cannot start
+    (exit code 2) stops them all and is the exit code.
+    """
+    children: dict[int, int] = {}
+    stopping = threading.Event()
+
+    def start() -> None:
+        pid, fd = _fork(lambda out: run_forever(_start(make_processor), interval), pipe=False)
+        children[pid] = fd
+
+    with _forwarding_signals(children, stopping):
+        for _ in range(count):
+            start()
+        log.info("started %d processor processes", count)
+        exit_code = 0
+        while children:
+            pid, status = os.wait()
+            children.pop(pid, None)
+            code = os.waitstatus_to_exitcode(status)
+            if code == START_FAILED and not exit_code:
+                exit_code = START_FAILED
+                stopping.set()
+                _signal_all(children, signal.SIGTERM)
+            if stopping.is_set():
+                continue
+            log.warning("processor process %d ended (%s); starting another", pid, code)
+            time.sleep(RESTART_DELAY)
+            if not stopping.is_set():
+                start()
+        return exit_code
+
+
+def _drain_child(make_processor: MakeProcessor, out: int, report_progress: bool) -> int:
+    processor = _start(make_processor)
+
+    def stop(signum: int, frame: Any) -> None:
+        processor.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    last = 0.0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= PROGRESS_EVERY:
+            last = now
+            _write_line(out, {"done": done})
+
+    processor.process_once(progress if report_progress else None)
+    counts = processor.last_pass
+    _write_line(out, {"done": sum(counts.values())})
+    _write_line(out, {**counts, "relay_was_down": processor.relay_was_down})
+    return 0
+
+
+class _NotStarted(Exception):
+    """A child could not build its processor; it said why on stderr."""
+
+
+def _start(make_processor: MakeProcessor) -> QueueProcessor:
+    try:
+        return make_processor()
+    except STARTUP_ERRORS as exc:
+        # The words psendmail prints when it cannot start.
+        print(f"psendmail: {exc}", file=sys.stderr)
+    except Exception:
+        traceback.print_exc()
+    # It would fail the same way again: restarting it would only loop.
+    raise _NotStarted
+
+
+def _fork(body: Callable[[int], int], pipe: bool = True) -> tuple[int, int]:
+    """Run ``body(write_fd)`` in a child process; return its pid and the
+    read end of its pipe (-1 without *pipe*)."""
+    read_fd, write_fd = os.pipe() if pipe else (-1, -1)
+    pid = os.fork()
+    if pid:
+        if pipe:
+            os.close(write_fd)
+        return pid, read_fd
+    code = 1
+    try:
+        # The parent's handlers (passing signals on) are not the child's.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if pipe:
+            os.close(read_fd)
+        code = body(write_fd)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except _NotStarted:
+        code = START_FAILED
+    except BaseException:
+        log.exception("the processor process failed")
+    finally:
+        # Not sys.exit(): the parent's exit handlers are not the child's.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+class _forwarding_signals:
+    """Within the block, SIGTERM and SIGINT are passed on to the children."""
+
+    def __init__(self, children: dict[int, int], stopping: threading.Event | None = None):
+        self.children = children
+        self.stopping = stopping or threading.Event()
+        self.saved: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.saved[signum] = signal.signal(signum, self._forward)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.saved.items():
+            signal.signal(signum, handler)
+
+    def _forward(self, signum: int, frame: Any) -> None:
+        log.info("signal %d: stopping the processor processes", signum)
+        self.stopping.set()
+        _signal_all(self.children, signal.SIGTERM)
+
+
+def _signal_all(children: dict[int, int], signum: int) -> None:
+    for pid in list(children):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def _write_line(fd: int, report: dict[str, Any]) -> None:
+    data = (json.dumps(report) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+class _LineReader:
+    """Whole lines from a child's pipe; None once it is closed."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = b""
+
+    def read(self) -> list[str] | None:
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            return None
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        return [line.decode() for line in lines if line]
