@@ -81,8 +81,8 @@ class IMailQueue(Interface):
         """Claim a message for this processor alone; return its QueueEntry,
         or None when another processor claimed it first."""
 
-    def complete(entry_id):
-        """Remove a claimed message whose delivery is finished."""
+    def complete(entry):
+        """Remove a claimed entry whose delivery is finished."""
 
     def defer(entry, until, error):
         """Put a claimed entry back, with its envelope, due at *until*."""

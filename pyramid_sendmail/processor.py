@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from zope.interface import implementer
@@ -179,7 +180,7 @@ class QueueProcessor:
             )
             self._failed(entry, error, outcome.refused)
         else:
-            self.queue.complete(entry.name)
+            self.queue.complete(entry)
             self._count("sent")
         self.notify(MailSent(envelope, outcome.accepted))
 
@@ -205,8 +206,8 @@ class QueueProcessor:
             )
         original = entry.envelope
         if permanent:
-            failed = QueueEntry(
-                entry.name, original.with_recipients(permanent), entry.queued_at, entry.attempts + 1
+            failed = replace(
+                entry, envelope=original.with_recipients(permanent), attempts=entry.attempts + 1
             )
             text = _error_text(error, permanent, refused)
             self.queue.fail(failed, text, keep_claim=bool(temporary))

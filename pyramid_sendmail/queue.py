@@ -6,14 +6,17 @@ Layout under the queue folder:
     files being written; a transaction's files wait here between its vote
     and its finish.
 ``new/``
-    queued messages. A file's mtime is when it is next due (Postfix's rule),
-    so a deferred message is simply a file whose mtime lies in the future.
+    queued messages, due at once; a deferred one carries the time it is due
+    in its name (``NAME,due=SECONDS``).
 ``cur/``
     messages claimed by a processor (``rename`` is the claim: exactly one
-    processor wins it). The mtime is the claim time; claims older than the
+    processor wins it), named ``NAME,claimed=SECONDS``; claims older than the
     claim timeout are taken back by :meth:`MaildirQueue.recover`.
 ``failed/``
     messages that will not be delivered, with their error.
+
+The times are in the names, not in the files' mtimes, so a pass lists a
+folder without a ``stat`` per file, and a claim is one ``rename``.
 
 Each file is an RFC 5322 message preceded by ``X-Pyramid-Sendmail-*`` header
 lines that carry the envelope, so ``less`` shows everything.
@@ -28,7 +31,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +41,11 @@ from .envelope import Envelope
 from .interfaces import IMailQueue
 
 _PREFIX = b"X-Pyramid-Sendmail-"
-# What _new_name() makes: the time in ns, the pid and a counter, the host.
-_MESSAGE_NAME = re.compile(r"[0-9]{20}\.[0-9]+_[0-9]+\.[^/]+")
+# What _new_name() makes: the time in ns, the pid and a counter, the host;
+# then, in new/ and cur/, when the message is due or was claimed.
+_MESSAGE_NAME = re.compile(
+    r"([0-9]{20}\.[0-9]+_[0-9]+\.[^/,]+)(?:,(due|claimed)=([0-9]{1,12}(?:\.[0-9]{1,6})?))?"
+)
 _SUBDIRS = ("tmp", "new", "cur", "failed")
 _DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -52,13 +58,15 @@ class CorruptEntry(Exception):
 
 @dataclass
 class QueueEntry:
-    """A claimed message: its file name, envelope and delivery history."""
+    """A claimed message: its name, envelope and delivery history."""
 
     name: str
     envelope: Envelope
     queued_at: float
     attempts: int = 0
     error: str | None = None
+    #: The file name of the claim in ``cur/``.
+    claimed_as: str | None = None
 
 
 @implementer(IMailQueue)
@@ -81,7 +89,7 @@ class MaildirQueue:
             os.path.join(self.path, sub) for sub in _SUBDIRS
         )
         self._counter = itertools.count()
-        self._host = socket.gethostname().replace("/", "_").replace(":", "_").replace(".", "_")
+        self._host = re.sub(r"[/:.,]", "_", socket.gethostname())
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -92,10 +100,7 @@ class MaildirQueue:
     def prepare(self, envelope: Envelope) -> str:
         """Write *envelope* durably into ``tmp/`` and return its name."""
         name = self._new_name()
-        now = self.clock()
-        # Due at once by the queue's clock, whatever time the file system
-        # would stamp it with (a clock behind it would leave it waiting).
-        self._write(os.path.join(self.tmp, name), _serialize(envelope, now, 0), mtime=now)
+        self._write(os.path.join(self.tmp, name), _serialize(envelope, self.clock(), 0))
         return name
 
     def publish(self, names: list[str]) -> None:
@@ -125,44 +130,38 @@ class MaildirQueue:
         """Names of the messages due at *now*, oldest first."""
         now = self.clock() if now is None else now
         due = []
-        with os.scandir(self.new) as entries:
-            for entry in entries:
-                if _is_message_name(entry.name):
-                    try:
-                        if entry.stat().st_mtime <= now:
-                            due.append(entry.name)
-                    except FileNotFoundError:
-                        continue
+        for name in os.listdir(self.new):
+            match = _MESSAGE_NAME.fullmatch(name)
+            if match is not None and (match[2] is None or float(match[3]) <= now):
+                due.append(name)
         due.sort()
         return due
 
     def claim(self, name: str) -> QueueEntry | None:
         """Claim *name* for this processor alone.
 
-        Returns None when another processor took it first, or when it is
-        not due (another processor deferred it since it was listed). A file
-        that cannot be read is moved to ``failed/`` with the reason.
+        Returns None when another processor took it first (or deferred it:
+        a deferred file is renamed). A file that cannot be read is moved to
+        ``failed/`` with the reason.
         """
-        source = os.path.join(self.new, name)
-        target = os.path.join(self.cur, name)
-        now = self.clock()
+        base = _base_name(name)
+        claimed_as = f"{base},claimed={self.clock():.6f}"
+        target = os.path.join(self.cur, claimed_as)
         try:
-            if os.stat(source).st_mtime > now:
-                return None
-            # The mtime of a claimed file is its claim time.
-            os.utime(source, (now, now))
-            os.rename(source, target)
+            os.rename(os.path.join(self.new, name), target)
         except FileNotFoundError:
             return None
         try:
-            return _parse(name, _read(target))
+            entry = _parse(base, _read(target))
         except (CorruptEntry, OSError) as exc:
-            self._set_aside_corrupt(name, target, str(exc))
+            self._set_aside_corrupt(base, target, str(exc))
             return None
+        entry.claimed_as = claimed_as
+        return entry
 
-    def complete(self, name: str) -> None:
+    def complete(self, entry: QueueEntry) -> None:
         """Forget a claimed message that has been delivered."""
-        _unlink(os.path.join(self.cur, name))
+        _unlink(self._claim_path(entry))
 
     def defer(self, entry: QueueEntry, until: float, error: str) -> None:
         """Return a claimed message to the queue, due at *until*.
@@ -174,12 +173,12 @@ class MaildirQueue:
         entry.error = error
         temp = os.path.join(self.tmp, entry.name)
         data = _serialize(entry.envelope, entry.queued_at, entry.attempts, error)
-        self._rewrite(temp, data, mtime=until)
-        claimed = os.path.join(self.cur, entry.name)
+        self._rewrite(temp, data)
+        claimed = self._claim_path(entry)
         # Replace the claimed file first: a crash between the two renames
         # leaves one up-to-date file that recovery returns to the queue.
         os.rename(temp, claimed)
-        os.rename(claimed, os.path.join(self.new, entry.name))
+        os.rename(claimed, os.path.join(self.new, f"{entry.name},due={until:.6f}"))
         _fsync_dir(self.new)
 
     def fail(self, entry: QueueEntry, error: str, keep_claim: bool = False) -> str:
@@ -195,20 +194,26 @@ class MaildirQueue:
         os.rename(temp, os.path.join(self.failed, name))
         _fsync_dir(self.failed)
         if not keep_claim:
-            _unlink(os.path.join(self.cur, entry.name))
+            _unlink(self._claim_path(entry))
         return name
 
     def recover(self, now: float | None = None) -> int:
         """Return claims older than the claim timeout to the queue."""
         now = self.clock() if now is None else now
         recovered = 0
-        for name, mtime in self._scan(self.cur):
-            if mtime < now - self.claim_timeout:
-                try:
-                    os.rename(os.path.join(self.cur, name), os.path.join(self.new, name))
-                    recovered += 1
-                except FileNotFoundError:
-                    continue
+        for name in os.listdir(self.cur):
+            match = _MESSAGE_NAME.fullmatch(name)
+            if match is None:
+                continue
+            # A claim without its time (put there by hand) is stale.
+            claimed_at = float(match[3]) if match[2] == "claimed" else 0.0
+            if claimed_at >= now - self.claim_timeout:
+                continue
+            try:
+                os.rename(os.path.join(self.cur, name), os.path.join(self.new, match[1]))
+                recovered += 1
+            except FileNotFoundError:
+                continue
         return recovered
 
     # -- administration -------------------------------------------------
@@ -223,7 +228,7 @@ class MaildirQueue:
         """
         every = names is None
         if names is None:
-            names = [name for name, _ in self._scan(self.failed)]
+            names = _message_names(self.failed)
         envelopes = []
         # A name given twice must not queue the message twice.
         for name in dict.fromkeys(names):
@@ -259,25 +264,31 @@ class MaildirQueue:
             if item["oldest"] is None or age > item["oldest"]:
                 item["oldest"] = age
 
-        for name, mtime in self._scan(self.new):
-            count("deferred" if mtime > now else "queued", name)
-        for name, _ in self._scan(self.cur):
+        for name in os.listdir(self.new):
+            match = _MESSAGE_NAME.fullmatch(name)
+            if match is not None:
+                due = match[2] is not None and float(match[3]) > now
+                count("deferred" if due else "queued", name)
+        for name in _message_names(self.cur):
             count("claimed", name)
-        for name, _ in self._scan(self.failed):
+        for name in _message_names(self.failed):
             count("failed", name)
-        for name, mtime in self._scan(self.tmp):
-            if mtime < now - STALE_TMP_AGE:
-                count("stale_tmp", name)
+        for name in _message_names(self.tmp):
+            try:
+                if os.stat(os.path.join(self.tmp, name)).st_mtime < now - STALE_TMP_AGE:
+                    count("stale_tmp", name)
+            except FileNotFoundError:
+                continue
         return report
 
     def list(self, folder: str = "failed") -> list[QueueEntry]:
         """Read every message of one folder (``new``, ``cur`` or ``failed``)."""
         directory = os.path.join(self.path, folder)
         entries = []
-        for name, _ in self._scan(directory):
+        for name in _message_names(directory):
             try:
                 with open(os.path.join(directory, name), "rb") as f:
-                    entries.append(_parse(name, f.read()))
+                    entries.append(_parse(_base_name(name), f.read()))
             except (OSError, CorruptEntry):
                 continue
         return entries
@@ -288,15 +299,13 @@ class MaildirQueue:
         # Sortable by time, unique across threads, processes and hosts.
         return f"{time.time_ns():020d}.{os.getpid()}_{next(self._counter)}.{self._host}"
 
-    def _write(self, path: str, data: bytes, mtime: float | None = None) -> None:
-        """Create *path* with *data* and *mtime*, all on disk when it returns."""
+    def _write(self, path: str, data: bytes) -> None:
+        """Create *path* with *data*, on disk when it returns."""
         fd = os.open(path, _CREATE_FLAGS, 0o600)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            if mtime is not None:
-                os.utime(fd, (mtime, mtime))
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -304,20 +313,14 @@ class MaildirQueue:
             raise
         os.close(fd)
 
-    def _rewrite(self, path: str, data: bytes, mtime: float | None = None) -> None:
+    def _rewrite(self, path: str, data: bytes) -> None:
         # A processor killed while rewriting this message left its copy
         # here; it is ours and outdated, and must not block the rewrite.
         _unlink(path)
-        self._write(path, data, mtime)
+        self._write(path, data)
 
-    def _scan(self, directory: str) -> Iterator[tuple[str, float]]:
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if _is_message_name(entry.name):
-                    try:
-                        yield entry.name, entry.stat().st_mtime
-                    except FileNotFoundError:
-                        continue
+    def _claim_path(self, entry: QueueEntry) -> str:
+        return os.path.join(self.cur, entry.claimed_as or entry.name)
 
     def unreadable(self) -> dict[str, str]:
         """The files of ``failed/`` that could not be read as queued messages,
@@ -410,6 +413,16 @@ def _parse(name: str, data: bytes) -> QueueEntry:
 def _is_message_name(name: str) -> bool:
     # Dotfiles and foreign files are never messages: only names we make are.
     return _MESSAGE_NAME.fullmatch(name) is not None
+
+
+def _message_names(directory: str) -> list[str]:
+    """The names of the messages in *directory* (no dotfiles, no strays)."""
+    return [name for name in os.listdir(directory) if _is_message_name(name)]
+
+
+def _base_name(name: str) -> str:
+    """*name* without the time it is due or was claimed."""
+    return name.partition(",")[0]
 
 
 def _name_time(name: str) -> float:

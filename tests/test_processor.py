@@ -51,8 +51,11 @@ def closed_port() -> int:
 
 
 def listing(queue: MaildirQueue) -> dict[str, list[str]]:
+    """The messages in each folder, without the due or claim time in their names."""
     return {
-        sub: sorted(n for n in os.listdir(os.path.join(queue.path, sub)) if n[0] != ".")
+        sub: sorted(
+            n.partition(",")[0] for n in os.listdir(os.path.join(queue.path, sub)) if n[0] != "."
+        )
         for sub in ("tmp", "new", "cur", "failed")
     }
 
@@ -570,10 +573,10 @@ class FullDiskQueue(MaildirQueue):
 
     full = False
 
-    def _write(self, path: str, data: bytes, mtime: float | None = None) -> None:
+    def _write(self, path: str, data: bytes) -> None:
         if self.full:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
-        super()._write(path, data, mtime)
+        super()._write(path, data)
 
 
 def test_disk_full_while_deferring_loses_nothing(

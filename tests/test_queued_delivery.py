@@ -67,11 +67,11 @@ class FullDiskQueue(MaildirQueue):
 
     room = 0
 
-    def _write(self, path: str, data: bytes, mtime: float | None = None) -> None:
+    def _write(self, path: str, data: bytes) -> None:
         if self.room <= 0:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
         self.room -= 1
-        super()._write(path, data, mtime)
+        super()._write(path, data)
 
 
 @pytest.fixture
