@@ -52,6 +52,8 @@ def check_header_value(field: str, value: str) -> None:
     """
     if not isinstance(value, str):
         raise InvalidMessageError(f"{field} must be a string, not {value!r}")
+    if value.isascii() and value.isprintable():
+        return
     for char in value:
         if char in _LINE_BREAKS:
             raise InvalidMessageError(f"{field} contains a line break: {value!r}")

@@ -29,8 +29,8 @@ import itertools
 import os
 import re
 import socket
-import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -90,7 +90,9 @@ class MaildirQueue:
         )
         self._counter = itertools.count()
         self._host = re.sub(r"[/:.,]", "_", socket.gethostname())
-        self._lock = threading.Lock()
+        # Descriptors of new/ and failed/, kept open to fsync them.
+        self._directories: dict[str, int] = {}
+        weakref.finalize(self, _close_all, self._directories)
 
     def __repr__(self) -> str:
         return f"<MaildirQueue {self.path}>"
@@ -107,7 +109,7 @@ class MaildirQueue:
         """Move prepared files into ``new/`` (atomic renames), then sync."""
         for name in names:
             os.rename(os.path.join(self.tmp, name), os.path.join(self.new, name))
-        _fsync_dir(self.new)
+        self._sync(self.new)
 
     def discard(self, names: Iterable[str]) -> None:
         """Remove prepared files; missing ones are ignored."""
@@ -179,7 +181,7 @@ class MaildirQueue:
         # leaves one up-to-date file that recovery returns to the queue.
         os.rename(temp, claimed)
         os.rename(claimed, os.path.join(self.new, f"{entry.name},due={until:.6f}"))
-        _fsync_dir(self.new)
+        self._sync(self.new)
 
     def fail(self, entry: QueueEntry, error: str, keep_claim: bool = False) -> str:
         """Set the message aside in ``failed/`` with *error*; return its name.
@@ -192,7 +194,7 @@ class MaildirQueue:
         temp = os.path.join(self.tmp, name)
         self._rewrite(temp, _serialize(entry.envelope, entry.queued_at, entry.attempts, error))
         os.rename(temp, os.path.join(self.failed, name))
-        _fsync_dir(self.failed)
+        self._sync(self.failed)
         if not keep_claim:
             _unlink(self._claim_path(entry))
         return name
@@ -297,7 +299,17 @@ class MaildirQueue:
 
     def _new_name(self) -> str:
         # Sortable by time, unique across threads, processes and hosts.
-        return f"{time.time_ns():020d}.{os.getpid()}_{next(self._counter)}.{self._host}"
+        return f"{time.time_ns():020d}.{_pid}_{next(self._counter)}.{self._host}"
+
+    def _sync(self, directory: str) -> None:
+        """fsync *directory* (its new entries), through a kept descriptor."""
+        fd = self._directories.get(directory)
+        if fd is None:
+            fd = os.open(directory, _DIRECTORY_FLAGS)
+            if self._directories.setdefault(directory, fd) != fd:
+                os.close(fd)  # another thread opened it first
+                fd = self._directories[directory]
+        os.fsync(fd)
 
     def _write(self, path: str, data: bytes) -> None:
         """Create *path* with *data*, on disk when it returns."""
@@ -448,12 +460,23 @@ def _read(path: str) -> bytes:
         os.close(fd)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, _DIRECTORY_FLAGS)
-    try:
-        os.fsync(fd)
-    finally:
+def _close_all(descriptors: dict[str, int]) -> None:
+    for fd in descriptors.values():
         os.close(fd)
+    descriptors.clear()
+
+
+# The process id in new names, looked up once per process, not per message.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 def _unlink(path: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import secrets
 import time
@@ -53,7 +54,7 @@ _PLAIN = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
 _MAX_LINE = 78
 # Text that may travel as it is: printable ASCII, tabs and line breaks.
-_SEVEN_BIT = re.compile(r"[\t\n\r\x20-\x7e]*")
+_SEVEN_BIT = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 _WORD_BYTES = 39  # 39 bytes -> 52 base64 characters: a 64-character encoded word
 
 
@@ -70,7 +71,7 @@ def build(
     if message.attachments or extra_headers is None:
         return None
     texts = [t for t in (message.body, message.html) if t is not None]
-    if any(not isinstance(t, str) or _OTHER_BREAKS.search(t) for t in texts):
+    if any(not isinstance(t, str) or _other_breaks(t) for t in texts):
         return None
     if message.sender:
         sender = parse_address(message.sender, "sender")
@@ -266,14 +267,26 @@ def _body(text: str | None, html: str | None) -> bytes:
     return _part(text or "", "plain")
 
 
+def _seven_bit(text: str) -> bool:
+    """True if *text* is printable ASCII, tabs and line breaks only."""
+    return text.isascii() and not text.encode("ascii").translate(None, _SEVEN_BIT)
+
+
+def _other_breaks(text: str) -> bool:
+    return not _seven_bit(text) and _OTHER_BREAKS.search(text) is not None
+
+
 def _part(text: str, subtype: str) -> bytes:
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if lines[-1] == "" and len(lines) > 1:
-        lines.pop()
-    if _SEVEN_BIT.fullmatch(text) and max(map(len, lines), default=0) <= 998:
-        cte, body = "7bit", "".join(line + "\r\n" for line in lines).encode("ascii")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    # No line may be longer than 998 characters (RFC 5322 section 2.1.1).
+    short = len(text) <= 999 or max(map(len, text.split("\n"))) <= 998
+    if short and _seven_bit(text):
+        cte, body = "7bit", text.replace("\n", "\r\n").encode("ascii")
     else:
-        raw = "".join(line + "\n" for line in lines).encode("utf-8")
+        raw = text.encode("utf-8")
         cte, body = "quoted-printable", binascii.b2a_qp(raw, istext=True).replace(b"\n", b"\r\n")
     head = (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n\r\n'
@@ -295,6 +308,7 @@ def _date() -> str:
     return text
 
 
+@functools.lru_cache(maxsize=256)
 def idna(domain: str) -> str:
     """The ASCII form of *domain* for a Message-ID (``localhost`` if none)."""
     try:
