@@ -8,6 +8,10 @@ Cases and what is timed (nothing else is):
 
 ``enqueue``
     *n* messages, each built and sent in its own committed transaction.
+``enqueue-paired``
+    pyramid_sendmail and the raw loop in this one process, each into its own
+    fresh queue, alternating in chunks of 100 messages: both meet the same
+    moments of a noisy disk and the same process, so their ratio is paired.
 ``request``
     *n* pairs of WebTest GETs through pyramid_tm, one to a view that queues
     a message and one to the same view sending nothing, alternating.
@@ -33,6 +37,8 @@ from collections.abc import Callable
 from email.policy import SMTP
 
 import payload
+
+PSM = "pyramid_sendmail"
 
 # -- helpers -------------------------------------------------------------------
 
@@ -241,6 +247,36 @@ def case_enqueue(args: argparse.Namespace) -> dict:
         "rate": args.n / elapsed,
         "fsyncs_per_message": counter.calls / args.n,
         "queued_ok": queued == args.n + warm,
+    }
+
+
+PAIRED_CHUNK = 100
+
+
+def case_enqueue_paired(args: argparse.Namespace) -> dict:
+    loops = {"raw": _enqueue_raw(args.dir + "-raw"), PSM: _enqueue_pyramid_sendmail(args.dir)}
+    warm = max(5, args.n // 50)
+    for send in loops.values():
+        for i in range(warm):
+            send(i)
+    spent = dict.fromkeys(loops, 0.0)
+    counter = _FsyncCounter().install()
+    for chunk, start in enumerate(range(0, args.n, PAIRED_CHUNK)):
+        order = list(loops) if chunk % 2 else list(reversed(loops))
+        for name in order:
+            send = loops[name]
+            started = time.perf_counter()
+            for i in range(start, min(start + PAIRED_CHUNK, args.n)):
+                send(warm + i)
+            spent[name] += time.perf_counter() - started
+    return {
+        "n": args.n,
+        "seconds": spent[PSM],
+        "rate": args.n / spent[PSM],
+        "raw_rate": args.n / spent["raw"],
+        "of_raw": spent["raw"] / spent[PSM],
+        "fsyncs_per_message": counter.calls / (2 * args.n),
+        "queued_ok": _queued_files(args.dir, ("new",)) == args.n + warm,
     }
 
 
@@ -506,6 +542,7 @@ def case_status(args: argparse.Namespace) -> dict:
 
 CASES = {
     "enqueue": case_enqueue,
+    "enqueue-paired": case_enqueue_paired,
     "request": case_request,
     "drain": case_drain,
     "fill": case_fill,
