@@ -24,15 +24,26 @@ log = logging.getLogger(__name__)
 Notify = Callable[[IMailEvent], None]
 #: What became of the messages of a pass (:attr:`QueueProcessor.last_pass`).
 OUTCOMES = ("sent", "deferred", "failed")
+#: The first worker of a pass gets company when it spends more than this
+#: share of its time waiting for the relay; a worker that is mostly busy
+#: itself would only contend with the others for the interpreter lock.
+WAITING_SHARE = 0.5
+#: The first worker works alone for this many messages, or seconds, before
+#: that is judged.
+PROBE_MESSAGES = 16
+PROBE_SECONDS = 0.02
 
 
 @implementer(IMailQueueProcessor)
 class QueueProcessor:
     """Deliver a queue's due messages through a mailer.
 
-    Each of *workers* threads keeps one mailer session (one SMTP connection)
-    for up to *batch_size* messages. A message is claimed just before it is
-    sent, so a claim lasts one send. Temporary failures are deferred by the
+    Each of up to *workers* threads keeps one mailer session (one SMTP
+    connection) for up to *batch_size* messages. A pass starts with one; the
+    others join it when it spends most of its time waiting for the relay (a
+    distant relay), not when the relay answers at once (more threads would
+    then slow it down). A message is claimed just before it is sent, so a
+    claim lasts one send. Temporary failures are deferred by the
     message's age clamped between *retry_min* and *retry_max* seconds, until
     it is *max_age* old; permanent failures go to ``failed/``. *notify*
     receives each event; by default events are dispatched through
@@ -103,23 +114,24 @@ class QueueProcessor:
         self._relay_down.clear()
         feed = _SharedFeed(names)
         counter = _Counter(before, before + len(names), progress)
-        count = min(self.workers, len(names))
-        if count <= 1:
-            self._work(feed, counter)
-        else:
-            threads = [
-                threading.Thread(
+        helpers: list[threading.Thread] = []
+
+        def start_helpers() -> None:
+            for i in range(1, min(self.workers, len(names))):
+                thread = threading.Thread(
                     target=self._work, args=(feed, counter), name=f"psendmail-worker-{i}"
                 )
-                for i in range(count)
-            ]
-            for thread in threads:
                 thread.start()
-            for thread in threads:
-                thread.join()
+                helpers.append(thread)
+
+        probe = _Probe(start_helpers) if self.workers > 1 and len(names) > 1 else None
+        # The calling thread is the first worker; only it starts helpers.
+        self._work(feed, counter, probe)
+        for thread in helpers:
+            thread.join()
         return counter.value - before
 
-    def _work(self, feed: _SharedFeed, counter: _Counter) -> None:
+    def _work(self, feed: _SharedFeed, counter: _Counter, probe: _Probe | None = None) -> None:
         claims = self._claims(feed)
         while True:
             taken = 0
@@ -146,6 +158,8 @@ class QueueProcessor:
                     # the claim times out and the message is tried again.
                     log.exception("could not settle queued mail %s", token[0].name)
                 counter.add()
+                if probe is not None:
+                    probe.sent_one()
 
             with self.mailer.session() as session:
                 send_each(session, batch(), report)
@@ -278,6 +292,31 @@ def _error_text(error: MailDeliveryError, recipients: list[str], refused: dict[s
     if not replies:
         return str(error)
     return "refused: " + "; ".join(replies)
+
+
+class _Probe:
+    """Times the first worker alone, then starts the others if it mostly waits."""
+
+    def __init__(self, start_helpers: Callable[[], None]) -> None:
+        self.start_helpers = start_helpers
+        self.decided = False
+        self.count = 0
+        self.cpu = time.thread_time()
+        self.wall = time.monotonic()
+
+    def sent_one(self) -> None:
+        if self.decided:
+            return
+        self.count += 1
+        wall = time.monotonic() - self.wall
+        if self.count < PROBE_MESSAGES and wall < PROBE_SECONDS:
+            return
+        self.decided = True
+        busy = time.thread_time() - self.cpu
+        waiting = 1.0 - busy / wall if wall > 0 else 0.0
+        log.debug("first worker waited for the relay %.0f%% of %.3fs", 100 * waiting, wall)
+        if waiting > WAITING_SHARE:
+            self.start_helpers()
 
 
 class _SharedFeed:

@@ -248,8 +248,11 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
         4,
         "integer",
-        "Connections (threads) one processor delivers over at once; more hide "
-        "the round trips to a distant relay.",
+        "The most connections (threads) one processor delivers over at once. A "
+        "pass starts with one and opens the others when it spends most of its "
+        "time waiting for the relay: they hide the round trips to a distant "
+        "relay, and against a relay that answers at once they would only slow "
+        "it down.",
     ),
     Setting(
         "queue_processes",

@@ -128,6 +128,8 @@ class Faults:
     #: Stop answering: at ``"MAIL"`` (MAIL FROM) or ``"DATA_END"`` (after
     #: the data), until the client goes away.
     stall: str | None = None
+    #: Seconds to wait before accepting each message (a distant or busy relay).
+    delay: float = 0.0
 
 
 class SMTPTestServer:
@@ -399,6 +401,8 @@ class _Handler:
             await asyncio.Event().wait()
         if self.owner.faults.data_end:
             return self.owner.faults.data_end
+        if self.owner.faults.delay:
+            await asyncio.sleep(self.owner.faults.delay)
         login = getattr(session.auth_data, "login", None)
         self.owner.messages.append(
             Received(

@@ -164,6 +164,22 @@ def test_several_workers_share_the_queue_without_duplicates(
     assert listing(queue)["new"] == []
 
 
+def test_a_relay_that_keeps_the_first_worker_waiting_gets_more_connections(
+    queue: MaildirQueue, processor_for: Any, smtp_server: Any
+) -> None:
+    smtp_server.faults.delay = 0.02
+    for i in range(12):
+        queue.add(envelope(subject=f"message {i}"))
+
+    processor_for(smtp_server, workers=3).process_once()
+
+    assert len(smtp_server.messages) == 12
+    # The first worker waited: the two others joined it, each on its own
+    # connection, and shared the rest.
+    assert smtp_server.connections == 3
+    assert listing(queue)["new"] == []
+
+
 def test_mail_queued_during_a_pass_is_delivered_in_the_same_pass(
     queue: MaildirQueue, processor_for: Any, smtp_server: Any, events: list[Any]
 ) -> None:
