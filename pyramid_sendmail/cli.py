@@ -142,6 +142,14 @@ def _run_once(
     print(", ".join(f"{result.counts[k]} {k}" for k in OUTCOMES), file=out)
     if result.relay_was_down:
         print("the relay could not be reached; the rest waits for the next run", file=out)
+    if result.crashed:
+        codes = ", ".join(map(str, result.crashed))
+        print(
+            f"psendmail: {len(result.crashed)} processor process(es) failed (exit {codes}); "
+            "their messages wait for the claim timeout",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

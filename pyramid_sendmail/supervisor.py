@@ -44,9 +44,9 @@ MakeProcessor = Callable[[], QueueProcessor]
 Progress = Callable[[int, int], None]
 
 
-def run_forever(processor: QueueProcessor, interval: float) -> int:
+def run_forever(processor: QueueProcessor, interval: float, parent: int | None = None) -> int:
     """Deliver every *interval* seconds until SIGTERM or SIGINT, which let
-    the message in hand finish."""
+    the message in hand finish; with *parent*, also once that process is gone."""
     wake = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
@@ -63,6 +63,9 @@ def run_forever(processor: QueueProcessor, interval: float) -> int:
         except Exception:
             log.exception("the queue pass failed; trying again in %ss", interval)
         wake.wait(interval)
+        if parent is not None and os.getppid() != parent:
+            log.warning("psendmail's main process is gone; this processor stops")
+            break
     return 0
 
 
@@ -73,6 +76,8 @@ class PassResult:
         self.counts: Counter[str] = counts or Counter(dict.fromkeys(OUTCOMES, 0))
         self.relay_was_down = relay_was_down
         self.failed_to_start = False
+        #: Exit codes of children that ended otherwise (killed, crashed).
+        self.crashed: list[int] = []
 
     def add(self, report: dict[str, Any]) -> None:
         self.counts.update({k: int(report.get(k, 0)) for k in OUTCOMES})
@@ -117,8 +122,11 @@ def drain_in_processes(
         selector.close()
         for pid in list(children):
             _, status = os.waitpid(pid, 0)
-            if os.waitstatus_to_exitcode(status) == START_FAILED:
+            code = os.waitstatus_to_exitcode(status)
+            if code == START_FAILED:
                 result.failed_to_start = True
+            elif code:
+                result.crashed.append(code)
     return result
 
 
@@ -131,9 +139,16 @@ def serve_in_processes(count: int, make_processor: MakeProcessor, interval: floa
     children: dict[int, int] = {}
     stopping = threading.Event()
 
+    parent = os.getpid()
+
     def start() -> None:
-        pid, fd = _fork(lambda out: run_forever(_start(make_processor), interval), pipe=False)
+        pid, fd = _fork(
+            lambda out: run_forever(_start(make_processor), interval, parent), pipe=False
+        )
         children[pid] = fd
+        if stopping.is_set():
+            # A signal came while this child was being forked: it missed it.
+            _signal_all({pid: fd}, signal.SIGTERM)
 
     with _forwarding_signals(children, stopping):
         for _ in range(count):

@@ -191,3 +191,58 @@ def test_processors_that_cannot_load_the_app_stop_psendmail_with_exit_2(
     assert "this application cannot start" in done.stderr
     assert len(queue_files(queue_path)["new"]) == 5
     assert recording_server.count() == 0
+
+
+def test_run_once_says_so_when_a_processor_process_is_killed(
+    tmp_path: Path, queue_path: Path, recording_server: RecordingServer
+) -> None:
+    config = write_config(tmp_path / "psendmail.ini", queue_path, recording_server.port)
+    queue_numbered(queue_path, 2000)
+    log = tmp_path / "psendmail.stderr"
+    process = start_psendmail(config, log, "run", "--once", "--processes", "2")
+    try:
+        assert wait_for(lambda: recording_server.count() >= 20, timeout=30), log.read_text()
+        victim = min(children_of(process.pid))
+        os.kill(victim, signal.SIGKILL)
+
+        assert process.wait(timeout=60) == 1, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "1 processor process(es) failed (exit -9)" in log.read_text()
+    # The other one went on; the killed one's messages in hand wait in cur/
+    # for the claim timeout. None is lost.
+    files = queue_files(queue_path)
+    assert files["new"] == []
+    assert len(files["cur"]) <= 8
+    delivered = set(recording_server.accepted())
+    in_hand = {
+        (queue_path / "cur" / name).read_text().split("X-Seq: ")[1].split()[0]
+        for name in files["cur"]
+    }
+    assert delivered | in_hand == {str(seq) for seq in range(2000)}
+
+
+def test_processor_processes_stop_when_psendmail_itself_is_killed(
+    tmp_path: Path,
+    queue_path: Path,
+    recording_server: RecordingServer,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    config = write_config(
+        tmp_path / "psendmail.ini",
+        queue_path,
+        recording_server.port,
+        queue_processes=2,
+        queue_interval=0.2,
+    )
+    log = tmp_path / "psendmail.stderr"
+    process = start_psendmail(config, log, "run")
+    processes.append(process)
+    assert wait_for(lambda: len(children_of(process.pid)) == 2, timeout=30), log.read_text()
+    children = children_of(process.pid)
+
+    process.kill()
+    process.wait(timeout=10)
+
+    assert wait_for(lambda: all(is_gone(pid) for pid in children), timeout=20), log.read_text()
