@@ -88,6 +88,8 @@ class MaildirQueue:
         self.tmp, self.new, self.cur, self.failed = (
             os.path.join(self.path, sub) for sub in _SUBDIRS
         )
+        # Prefixes of the paths of new messages, joined for every message.
+        self._in_tmp, self._in_new = self.tmp + os.sep, self.new + os.sep
         self._counter = itertools.count()
         self._host = re.sub(r"[/:.,]", "_", socket.gethostname())
         # Descriptors of new/ and failed/, kept open to fsync them.
@@ -102,13 +104,13 @@ class MaildirQueue:
     def prepare(self, envelope: Envelope) -> str:
         """Write *envelope* durably into ``tmp/`` and return its name."""
         name = self._new_name()
-        self._write(os.path.join(self.tmp, name), _serialize(envelope, self.clock(), 0))
+        self._write(self._in_tmp + name, _serialize(envelope, self.clock(), 0))
         return name
 
     def publish(self, names: list[str]) -> None:
         """Move prepared files into ``new/`` (atomic renames), then sync."""
         for name in names:
-            os.rename(os.path.join(self.tmp, name), os.path.join(self.new, name))
+            os.rename(self._in_tmp + name, self._in_new + name)
         self._sync(self.new)
 
     def discard(self, names: Iterable[str]) -> None:
@@ -315,9 +317,11 @@ class MaildirQueue:
         """Create *path* with *data*, on disk when it returns."""
         fd = os.open(path, _CREATE_FLAGS, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            written = os.write(fd, data)
+            if written < len(data):
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view) :]
             os.fsync(fd)
         except BaseException:
             os.close(fd)
