@@ -59,6 +59,31 @@ def assert_each_delivered_once(server: RecordingServer, expected: list[str]) -> 
     assert sorted(accepted, key=int) == expected
 
 
+def start_serving(
+    tmp_path: Path,
+    queue_path: Path,
+    server: RecordingServer,
+    processes: list[subprocess.Popen[bytes]],
+    count: int,
+    **mail: object,
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``psendmail run`` with *count* processor processes; return it
+    and its log once every child is up."""
+    config = write_config(
+        tmp_path / "psendmail.ini",
+        queue_path,
+        server.port,
+        queue_processes=count,
+        queue_interval=0.2,
+        **mail,
+    )
+    log = tmp_path / "psendmail.stderr"
+    process = start_psendmail(config, log, "run")
+    processes.append(process)
+    assert wait_for(lambda: len(children_of(process.pid)) == count, timeout=30), log.read_text()
+    return process, log
+
+
 @pytest.fixture
 def queue_path(tmp_path: Path) -> Path:
     path = tmp_path / "queue"
@@ -107,17 +132,7 @@ def test_queue_processes_forks_that_many_processors_and_sigterm_stops_them_all(
     recording_server: RecordingServer,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    config = write_config(
-        tmp_path / "psendmail.ini",
-        queue_path,
-        recording_server.port,
-        queue_processes=3,
-        queue_interval=0.2,
-    )
-    log = tmp_path / "psendmail.stderr"
-    process = start_psendmail(config, log, "run")
-    processes.append(process)
-    assert wait_for(lambda: len(children_of(process.pid)) == 3, timeout=30), log.read_text()
+    process, log = start_serving(tmp_path, queue_path, recording_server, processes, 3)
     children = children_of(process.pid)
 
     expected = queue_numbered(queue_path, 300)
@@ -136,18 +151,9 @@ def test_a_processor_process_that_dies_is_replaced(
     recording_server: RecordingServer,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    config = write_config(
-        tmp_path / "psendmail.ini",
-        queue_path,
-        recording_server.port,
-        log_level="INFO",
-        queue_processes=2,
-        queue_interval=0.2,
+    process, log = start_serving(
+        tmp_path, queue_path, recording_server, processes, 2, log_level="INFO"
     )
-    log = tmp_path / "psendmail.stderr"
-    process = start_psendmail(config, log, "run")
-    processes.append(process)
-    assert wait_for(lambda: len(children_of(process.pid)) == 2, timeout=30), log.read_text()
     victim = min(children_of(process.pid))
 
     os.kill(victim, signal.SIGKILL)
@@ -229,17 +235,7 @@ def test_processor_processes_stop_when_psendmail_itself_is_killed(
     recording_server: RecordingServer,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    config = write_config(
-        tmp_path / "psendmail.ini",
-        queue_path,
-        recording_server.port,
-        queue_processes=2,
-        queue_interval=0.2,
-    )
-    log = tmp_path / "psendmail.stderr"
-    process = start_psendmail(config, log, "run")
-    processes.append(process)
-    assert wait_for(lambda: len(children_of(process.pid)) == 2, timeout=30), log.read_text()
+    process, log = start_serving(tmp_path, queue_path, recording_server, processes, 2)
     children = children_of(process.pid)
 
     process.kill()
