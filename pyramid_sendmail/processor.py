@@ -29,7 +29,7 @@ OUTCOMES = ("sent", "deferred", "failed")
 #: itself would only contend with the others for the interpreter lock.
 WAITING_SHARE = 0.5
 #: The first worker works alone for this many messages, or seconds, before
-#: that is judged.
+#: that is judged; one that has not sent them in that time is waiting.
 PROBE_MESSAGES = 16
 PROBE_SECONDS = 0.02
 
@@ -125,8 +125,12 @@ class QueueProcessor:
                 helpers.append(thread)
 
         probe = _Probe(start_helpers) if self.workers > 1 and len(names) > 1 else None
-        # The calling thread is the first worker; only it starts helpers.
-        self._work(feed, counter, probe)
+        # The calling thread is the first worker; the probe starts helpers.
+        try:
+            self._work(feed, counter, probe)
+        finally:
+            if probe is not None:
+                probe.cancel()
         for thread in helpers:
             thread.join()
         return counter.value - before
@@ -295,28 +299,54 @@ def _error_text(error: MailDeliveryError, recipients: list[str], refused: dict[s
 
 
 class _Probe:
-    """Times the first worker alone, then starts the others if it mostly waits."""
+    """Times the first worker alone, then starts the others if it mostly waits.
+
+    After :data:`PROBE_MESSAGES` messages, it judges by the share of the
+    worker's time spent off the CPU; if the worker has not sent that many
+    after :data:`PROBE_SECONDS` (a distant relay: connecting alone takes
+    several round trips), a timer starts the others at once.
+    """
 
     def __init__(self, start_helpers: Callable[[], None]) -> None:
-        self.start_helpers = start_helpers
+        self._start_helpers = start_helpers
+        self._lock = threading.Lock()
         self.decided = False
         self.count = 0
         self.cpu = time.thread_time()
         self.wall = time.monotonic()
+        self._timer = threading.Timer(PROBE_SECONDS, self._slow)
+        self._timer.daemon = True
+        self._timer.start()
 
     def sent_one(self) -> None:
+        """Called by the first worker after each message."""
         if self.decided:
             return
         self.count += 1
-        wall = time.monotonic() - self.wall
-        if self.count < PROBE_MESSAGES and wall < PROBE_SECONDS:
+        if self.count < PROBE_MESSAGES:
             return
-        self.decided = True
+        wall = time.monotonic() - self.wall
         busy = time.thread_time() - self.cpu
         waiting = 1.0 - busy / wall if wall > 0 else 0.0
         log.debug("first worker waited for the relay %.0f%% of %.3fs", 100 * waiting, wall)
-        if waiting > WAITING_SHARE:
-            self.start_helpers()
+        self._decide(waiting > WAITING_SHARE)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        self._decide(False)
+
+    def _slow(self) -> None:
+        self._decide(True)
+
+    def _decide(self, helpers: bool) -> None:
+        # Under the lock: cancel() returns only once the helpers are started.
+        with self._lock:
+            if self.decided:
+                return
+            self.decided = True
+            self._timer.cancel()
+            if helpers:
+                self._start_helpers()
 
 
 class _SharedFeed:
