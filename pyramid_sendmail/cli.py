@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -117,6 +118,10 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         )
 
     processes = args.processes or values["queue_processes"]
+    if processes > 1 and not hasattr(os, "fork"):
+        raise ConfigurationError(
+            f"mail.queue_processes = {processes} needs os.fork(), which this system lacks"
+        )
     if args.once:
         return _run_once(queue, make_processor, processes, out)
     if processes > 1:

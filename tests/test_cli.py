@@ -421,6 +421,17 @@ def test_unknown_command_is_a_usage_error(psendmail: Psendmail) -> None:
     assert exited.value.code == 2
 
 
+def test_processes_without_fork_exit_2_naming_the_setting(
+    psendmail: Psendmail, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "fork")
+
+    code, _ = psendmail("--no-app", "run", "--once", "--processes", "2")
+
+    assert code == 2
+    assert "mail.queue_processes = 2 needs os.fork()" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("count", ["0", "two"])
 def test_processes_must_be_a_positive_integer(
     psendmail: Psendmail, capsys: pytest.CaptureFixture[str], count: str
