@@ -131,8 +131,8 @@ class QueueProcessor:
         finally:
             if probe is not None:
                 probe.cancel()
-        for thread in helpers:
-            thread.join()
+            for thread in helpers:
+                thread.join()
         return counter.value - before
 
     def _work(self, feed: _SharedFeed, counter: _Counter, probe: _Probe | None = None) -> None:
