@@ -97,10 +97,14 @@ def drain_in_processes(
     children: dict[int, int] = {}
     done: dict[int, int] = {}
     selector = selectors.DefaultSelector()
-    with _forwarding_signals(children):
-        for index in range(count):
+    forwarding = _forwarding_signals(children)
+    with forwarding:
+        for _ in range(count):
             pid, fd = _fork(lambda out: _drain_child(make_processor, out, progress is not None))
-            children[pid] = index
+            children[pid] = fd
+            if forwarding.stopping.is_set():
+                # A signal came while this child was being forked: it missed it.
+                _signal_all({pid: fd}, signal.SIGTERM)
             done[fd] = 0
             selector.register(fd, selectors.EVENT_READ, _LineReader(fd))
         while selector.get_map():
