@@ -35,6 +35,7 @@ import sys
 import time
 from collections.abc import Callable
 from email.policy import SMTP
+from typing import Any
 
 import payload
 
@@ -139,7 +140,6 @@ def _enqueue_raw(qdir: str) -> Callable[[int], None]:
 
 
 def _enqueue_pyramid_sendmail(qdir: str) -> Callable[[int], None]:
-    import transaction
     from pyramid.config import Configurator
 
     from pyramid_sendmail import Message, get_mailer
@@ -147,33 +147,25 @@ def _enqueue_pyramid_sendmail(qdir: str) -> Callable[[int], None]:
     config = Configurator(settings={"mail.queue_path": qdir})
     config.include("pyramid_sendmail")
     config.commit()
-    mailer = get_mailer(config.registry)
-
-    def send(i: int) -> None:
-        with transaction.manager:
-            mailer.send_to_queue(
-                Message(
-                    subject=payload.SUBJECT,
-                    sender=payload.SENDER,
-                    recipients=[payload.RECIPIENT],
-                    body=payload.BODY,
-                )
-            )
-
-    return send
+    return _queue_in_transactions(get_mailer(config.registry), Message)
 
 
 def _enqueue_pyramid_mailer(qdir: str) -> Callable[[int], None]:
-    import transaction
     from pyramid_mailer.mailer import Mailer
     from pyramid_mailer.message import Message
 
-    mailer = Mailer(queue_path=qdir)
+    return _queue_in_transactions(Mailer(queue_path=qdir), Message)
+
+
+def _queue_in_transactions(mailer: Any, message_class: Any) -> Callable[[int], None]:
+    """``send(i)``: build the message with pyramid_mailer's arguments (which
+    pyramid_sendmail shares) and queue it in a committed transaction."""
+    import transaction
 
     def send(i: int) -> None:
         with transaction.manager:
             mailer.send_to_queue(
-                Message(
+                message_class(
                     subject=payload.SUBJECT,
                     sender=payload.SENDER,
                     recipients=[payload.RECIPIENT],

@@ -948,57 +948,20 @@ def profile(bench: Bench, target: str) -> None:
     if case in ("drain", "drain-far", "backlog"):
         # cProfile sees the calling thread only: one worker, in that thread.
         common += ["--workers", "1"] if variant == PSM else []
-    if case == "enqueue":
-        result = bench.worker(
-            "enqueue",
-            variant,
-            "--dir",
-            bench.fresh_dir("profile"),
-            "--n",
-            str(sizes["enqueue"]),
-            *common,
-        )
-    elif case == "request":
-        result = bench.worker(
-            "request",
-            variant,
-            "--dir",
-            bench.fresh_dir("profile"),
-            "--n",
-            str(sizes["request"]),
-            *common,
-        )
-    elif case == "drain":
+    if case not in ("enqueue", "request", "drain", "drain-far"):
+        raise SystemExit(f"cannot profile {target!r}: use enqueue, request, drain, drain-far")
+    worker_case = "drain" if case == "drain-far" else case
+    args = [variant, "--dir", bench.fresh_dir("profile"), "--n", str(sizes[case]), *common]
+    if case == "drain":
         with bench.loopback_sink() as sink:
-            result = bench.worker(
-                "drain",
-                variant,
-                "--dir",
-                bench.fresh_dir("profile"),
-                "--n",
-                str(sizes["drain"]),
-                "--port",
-                str(sink.port),
-                *common,
-            )
+            result = bench.worker(worker_case, *args, "--port", str(sink.port))
     elif case == "drain-far":
         with bench.far_link() as (_sink, proxy):
             result = bench.worker(
-                "drain",
-                variant,
-                "--dir",
-                bench.fresh_dir("profile"),
-                "--n",
-                str(sizes["drain-far"]),
-                "--port",
-                str(proxy.port),
-                "--tls",
-                "--cafile",
-                bench.far_cafile,
-                *common,
+                worker_case, *args, "--port", str(proxy.port), "--tls", "--cafile", bench.far_cafile
             )
     else:
-        raise SystemExit(f"cannot profile {target!r}: use enqueue, request, drain, drain-far")
+        result = bench.worker(worker_case, *args)
     print(json.dumps(result))
     if "error" in result:
         return
