@@ -94,17 +94,12 @@ def drain_in_processes(
     each child finishes its message in hand and reports.
     """
     result = PassResult()
-    children: dict[int, int] = {}
     done: dict[int, int] = {}
     selector = selectors.DefaultSelector()
-    forwarding = _forwarding_signals(children)
-    with forwarding:
+    with _Children() as children:
         for _ in range(count):
             pid, fd = _fork(lambda out: _drain_child(make_processor, out, progress is not None))
-            children[pid] = fd
-            if forwarding.stopping.is_set():
-                # A signal came while this child was being forked: it missed it.
-                _signal_all({pid: fd}, signal.SIGTERM)
+            children.add(pid)
             done[fd] = 0
             selector.register(fd, selectors.EVENT_READ, _LineReader(fd))
         while selector.get_map():
@@ -124,7 +119,7 @@ def drain_in_processes(
                     else:
                         result.add(report)
         selector.close()
-        for pid in list(children):
+        for pid in children.pids:
             _, status = os.waitpid(pid, 0)
             code = os.waitstatus_to_exitcode(status)
             if code == START_FAILED:
@@ -140,38 +135,31 @@ def serve_in_processes(count: int, make_processor: MakeProcessor, interval: floa
     A child that dies is replaced after a second; one that cannot start
     (exit code 2) stops them all and is the exit code.
     """
-    children: dict[int, int] = {}
-    stopping = threading.Event()
-
     parent = os.getpid()
+    with _Children() as children:
 
-    def start() -> None:
-        pid, fd = _fork(
-            lambda out: run_forever(_start(make_processor), interval, parent), pipe=False
-        )
-        children[pid] = fd
-        if stopping.is_set():
-            # A signal came while this child was being forked: it missed it.
-            _signal_all({pid: fd}, signal.SIGTERM)
+        def serve(out: int) -> int:
+            return run_forever(_start(make_processor), interval, parent)
 
-    with _forwarding_signals(children, stopping):
+        def start() -> None:
+            children.add(_fork(serve, pipe=False)[0])
+
         for _ in range(count):
             start()
         log.info("started %d processor processes", count)
         exit_code = 0
-        while children:
+        while children.pids:
             pid, status = os.wait()
-            children.pop(pid, None)
+            children.pids.discard(pid)
             code = os.waitstatus_to_exitcode(status)
             if code == START_FAILED and not exit_code:
                 exit_code = START_FAILED
-                stopping.set()
-                _signal_all(children, signal.SIGTERM)
-            if stopping.is_set():
+                children.stop_all()
+            if children.stopping.is_set():
                 continue
             log.warning("processor process %d ended (%s); starting another", pid, code)
             time.sleep(RESTART_DELAY)
-            if not stopping.is_set():
+            if not children.stopping.is_set():
                 start()
         return exit_code
 
@@ -247,32 +235,42 @@ def _fork(body: Callable[[int], int], pipe: bool = True) -> tuple[int, int]:
         os._exit(code)
 
 
-class _forwarding_signals:
-    """Within the block, SIGTERM and SIGINT are passed on to the children."""
+class _Children:
+    """The forked processors. Within the ``with`` block, SIGTERM and SIGINT
+    are passed on to them, and so is a stop a child was forked too late to get."""
 
-    def __init__(self, children: dict[int, int], stopping: threading.Event | None = None):
-        self.children = children
-        self.stopping = stopping or threading.Event()
+    def __init__(self) -> None:
+        self.pids: set[int] = set()
+        self.stopping = threading.Event()
         self.saved: dict[int, Any] = {}
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> _Children:
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.saved[signum] = signal.signal(signum, self._forward)
+        return self
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self.saved.items():
             signal.signal(signum, handler)
 
+    def add(self, pid: int) -> None:
+        self.pids.add(pid)
+        if self.stopping.is_set():
+            self._signal({pid})
+
+    def stop_all(self) -> None:
+        self.stopping.set()
+        self._signal(self.pids)
+
     def _forward(self, signum: int, frame: Any) -> None:
         log.info("signal %d: stopping the processor processes", signum)
-        self.stopping.set()
-        _signal_all(self.children, signal.SIGTERM)
+        self.stop_all()
 
-
-def _signal_all(children: dict[int, int], signum: int) -> None:
-    for pid in list(children):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
+    @staticmethod
+    def _signal(pids: set[int]) -> None:
+        for pid in list(pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 def _write_line(fd: int, report: dict[str, Any]) -> None:
