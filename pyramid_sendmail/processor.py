@@ -332,7 +332,7 @@ class _Probe:
         self._decide(waiting > WAITING_SHARE)
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        """The first worker is done: no helpers from now on."""
         self._decide(False)
 
     def _slow(self) -> None:

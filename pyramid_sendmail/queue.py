@@ -116,7 +116,7 @@ class MaildirQueue:
     def discard(self, names: Iterable[str]) -> None:
         """Remove prepared files; missing ones are ignored."""
         for name in names:
-            _unlink(os.path.join(self.tmp, name))
+            _unlink(self._in_tmp + name)
 
     def add(self, envelope: Envelope) -> str:
         """Durably queue *envelope* now; return its name."""
@@ -135,8 +135,8 @@ class MaildirQueue:
         now = self.clock() if now is None else now
         due = []
         for name in os.listdir(self.new):
-            match = _MESSAGE_NAME.fullmatch(name)
-            if match is not None and (match[2] is None or float(match[3]) <= now):
+            stamp = _stamp(name)
+            if stamp is not None and stamp <= now:
                 due.append(name)
         due.sort()
         return due
@@ -206,15 +206,12 @@ class MaildirQueue:
         now = self.clock() if now is None else now
         recovered = 0
         for name in os.listdir(self.cur):
-            match = _MESSAGE_NAME.fullmatch(name)
-            if match is None:
-                continue
             # A claim without its time (put there by hand) is stale.
-            claimed_at = float(match[3]) if match[2] == "claimed" else 0.0
-            if claimed_at >= now - self.claim_timeout:
+            claimed_at = _stamp(name)
+            if claimed_at is None or claimed_at >= now - self.claim_timeout:
                 continue
             try:
-                os.rename(os.path.join(self.cur, name), os.path.join(self.new, match[1]))
+                os.rename(os.path.join(self.cur, name), os.path.join(self.new, _base_name(name)))
                 recovered += 1
             except FileNotFoundError:
                 continue
@@ -240,17 +237,19 @@ class MaildirQueue:
             if not _is_message_name(name) or not os.path.isfile(path):
                 raise KeyError(name)
             try:
-                with open(path, "rb") as f:
-                    envelopes.append((path, _parse(name, f.read()).envelope))
+                envelopes.append((path, _parse(name, _read(path)).envelope))
             except (OSError, CorruptEntry) as exc:
                 if not every:
                     raise CorruptEntry(f"{name} cannot be read: {exc}") from exc
-        moved = []
-        for path, envelope in envelopes:
-            new_name = self.prepare(envelope)
-            self.publish([new_name])
+        moved: list[str] = []
+        try:
+            moved.extend(self.prepare(envelope) for _, envelope in envelopes)
+            self.publish(moved)
+        except BaseException:
+            self.discard(moved)
+            raise
+        for path, _ in envelopes:
             _unlink(path)
-            moved.append(new_name)
         return moved
 
     def status(self, now: float | None = None) -> dict[str, dict[str, Any]]:
@@ -269,10 +268,9 @@ class MaildirQueue:
                 item["oldest"] = age
 
         for name in os.listdir(self.new):
-            match = _MESSAGE_NAME.fullmatch(name)
-            if match is not None:
-                due = match[2] is not None and float(match[3]) > now
-                count("deferred" if due else "queued", name)
+            due = _stamp(name)
+            if due is not None:
+                count("deferred" if due > now else "queued", name)
         for name in _message_names(self.cur):
             count("claimed", name)
         for name in _message_names(self.failed):
@@ -291,8 +289,7 @@ class MaildirQueue:
         entries = []
         for name in _message_names(directory):
             try:
-                with open(os.path.join(directory, name), "rb") as f:
-                    entries.append(_parse(_base_name(name), f.read()))
+                entries.append(_parse(_base_name(name), _read(os.path.join(directory, name))))
             except (OSError, CorruptEntry):
                 continue
         return entries
@@ -434,6 +431,15 @@ def _is_message_name(name: str) -> bool:
 def _message_names(directory: str) -> list[str]:
     """The names of the messages in *directory* (no dotfiles, no strays)."""
     return [name for name in os.listdir(directory) if _is_message_name(name)]
+
+
+def _stamp(name: str) -> float | None:
+    """The time in a message's name: when it is due (``new/``) or was
+    claimed (``cur/``); 0.0 without one; None for a name that is no message."""
+    match = _MESSAGE_NAME.fullmatch(name)
+    if match is None:
+        return None
+    return float(match[3]) if match[3] else 0.0
 
 
 def _base_name(name: str) -> str:
