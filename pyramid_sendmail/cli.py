@@ -106,16 +106,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
 
     def make_processor() -> QueueProcessor:
         registry = None if args.no_app else _load_registry(args.config_uri, args.app_name)
-        return QueueProcessor(
-            queue,
-            mailer,
-            workers=values["queue_workers"],
-            batch_size=values["batch_size"],
-            retry_min=values["retry_min"],
-            retry_max=values["retry_max"],
-            max_age=values["max_age"],
-            registry=registry,
-        )
+        return QueueProcessor.from_settings(queue, mailer, values, registry)
 
     processes = args.processes or values["queue_processes"]
     if processes > 1 and not hasattr(os, "fork"):

@@ -80,6 +80,22 @@ class QueueProcessor:
         self.last_pass: Counter[str] = Counter()
         self._count_lock = threading.Lock()
 
+    @classmethod
+    def from_settings(
+        cls, queue: IMailQueue, mailer: IMailer, values: dict[str, Any], registry: Any = None
+    ) -> QueueProcessor:
+        """A processor configured by parsed ``mail.*`` *values*."""
+        return cls(
+            queue,
+            mailer,
+            workers=values["queue_workers"],
+            batch_size=values["batch_size"],
+            retry_min=values["retry_min"],
+            retry_max=values["retry_max"],
+            max_age=values["max_age"],
+            registry=registry,
+        )
+
     def process_once(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Deliver what is due now, until nothing is due; return the count.
 

@@ -113,15 +113,8 @@ def start_with_application(config: Any, values: dict[str, Any], setup: Any) -> N
     """Start a processor thread once the application is created."""
     from pyramid.interfaces import IApplicationCreated
 
-    processor = QueueProcessor(
-        setup.queued_delivery.queue,
-        setup.mailer,
-        workers=values["queue_workers"],
-        batch_size=values["batch_size"],
-        retry_min=values["retry_min"],
-        retry_max=values["retry_max"],
-        max_age=values["max_age"],
-        registry=config.registry,
+    processor = QueueProcessor.from_settings(
+        setup.queued_delivery.queue, setup.mailer, values, config.registry
     )
     runner = QueueProcessorThread(processor, values["queue_interval"])
 
