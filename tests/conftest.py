@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clock import Clock
 from recording_server import RecordingServer
 from smtpserver import Certificates, SMTPTestServer
+
+from pyramid_sendmail.queue import MaildirQueue
 
 # -- SMTP test server (tests/smtpserver.py) ---------------------------------
 
@@ -60,6 +63,20 @@ def tls_smtp_server(smtp_server_factory: Callable[..., SMTPTestServer]) -> SMTPT
 def ssl_smtp_server(smtp_server_factory: Callable[..., SMTPTestServer]) -> SMTPTestServer:
     """A server speaking TLS from the first byte (port 465 style), with AUTH."""
     return smtp_server_factory(implicit_tls=True, auth=True, auth_without_tls=True)
+
+
+# -- a queue on a clock the test moves ---------------------------------------
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def queue(tmp_path: Path, clock: Clock) -> MaildirQueue:
+    """A Maildir queue in tmp_path, on :func:`clock`, claims taken back after 600 s."""
+    return MaildirQueue(str(tmp_path / "queue"), claim_timeout=600.0, clock=clock)
 
 
 # -- subprocess tests (tests/recording_server.py) ---------------------------

@@ -65,16 +65,6 @@ def of_kind(events: list[Any], kind: type) -> list[Any]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def queue(tmp_path: Path, clock: Clock) -> MaildirQueue:
-    return MaildirQueue(str(tmp_path / "queue"), claim_timeout=600.0, clock=clock)
-
-
-@pytest.fixture
 def events() -> list[Any]:
     return []
 

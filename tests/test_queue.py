@@ -38,16 +38,6 @@ def bases(path: Path) -> list[str]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def queue(tmp_path: Path, clock: Clock) -> MaildirQueue:
-    return MaildirQueue(str(tmp_path / "queue"), claim_timeout=600.0, clock=clock)
-
-
-@pytest.fixture
 def folder(queue: MaildirQueue) -> Path:
     return Path(queue.path)
 

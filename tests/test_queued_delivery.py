@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import transaction
 from pyramid.config import Configurator
+from recording_server import queue_files
 from resources import OtherResource
 from transaction.interfaces import DoomedTransaction
 from zope.interface.verify import verifyObject
@@ -36,10 +37,7 @@ def envelope(subject: str = "Hello", to: Sequence[str] = ("bob@example.org",)) -
 
 
 def listing(queue: MaildirQueue) -> dict[str, list[str]]:
-    return {
-        sub: sorted(os.listdir(os.path.join(queue.path, sub)))
-        for sub in ("tmp", "new", "cur", "failed")
-    }
+    return queue_files(Path(queue.path))
 
 
 class DatabaseResource(OtherResource):
