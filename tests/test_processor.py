@@ -14,8 +14,7 @@ import transaction
 from clock import Clock
 from pyramid.config import Configurator
 from pyramid.threadlocal import get_current_registry
-from transaction.interfaces import IDataManager
-from zope.interface import implementer
+from resources import OtherResource
 from zope.interface.verify import verifyObject
 
 from pyramid_sendmail import Message, SMTPMailer
@@ -636,34 +635,17 @@ def test_processing_never_deletes_stale_tmp_files(
 # -- events through the application's registry ------------------------------
 
 
-@implementer(IDataManager)
-class Recorder:
+class Recorder(OtherResource):
     """Joins the subscriber's transaction to see how it ends."""
 
     def __init__(self, manager: Any) -> None:
-        self.transaction_manager = manager
-        self.outcome = "open"
+        super().__init__(manager, key="recorder")
 
-    def sortKey(self) -> str:  # the transaction package's name
-        return "recorder"
-
-    def abort(self, txn: Any) -> None:
-        self.outcome = "aborted"
-
-    def tpc_begin(self, txn: Any) -> None:
-        pass
-
-    def commit(self, txn: Any) -> None:
-        pass
-
-    def tpc_vote(self, txn: Any) -> None:
-        pass
-
-    def tpc_finish(self, txn: Any) -> None:
-        self.outcome = "committed"
-
-    def tpc_abort(self, txn: Any) -> None:
-        self.outcome = "aborted"
+    @property
+    def outcome(self) -> str:
+        if "tpc_finish" in self.calls:
+            return "committed"
+        return "aborted" if {"abort", "tpc_abort"} & set(self.calls) else "open"
 
 
 def test_events_reach_subscribers_with_the_registry_current_in_fresh_transactions(
