@@ -16,7 +16,7 @@ from .delivery import describe, log_attempt
 from .events import MailDeferred, MailFailed, MailSent, notify_with_registry
 from .exceptions import MailDeliveryError, RelayUnavailable
 from .interfaces import IMailer, IMailEvent, IMailQueue, IMailQueueProcessor
-from .queue import QueueEntry
+from .queue.entry import QueueEntry
 from .results import SendResult
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,6 @@ lines that carry the envelope, so ``less`` shows everything.
 
 from __future__ import annotations
 
-import errno
 import itertools
 import os
 import re
@@ -32,41 +31,31 @@ import socket
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from zope.interface import implementer
 
-from .envelope import Envelope
-from .interfaces import IMailQueue
-
-_PREFIX = b"X-Pyramid-Sendmail-"
-# What _new_name() makes: the time in ns, the pid and a counter, the host;
-# then, in new/ and cur/, when the message is due or was claimed.
-_MESSAGE_NAME = re.compile(
-    r"([0-9]{20}\.[0-9]+_[0-9]+\.[^/,]+)(?:,(due|claimed)=([0-9]{1,12}(?:\.[0-9]{1,6})?))?"
+from ..envelope import Envelope
+from ..interfaces import IMailQueue
+from .entry import CorruptEntry, QueueEntry
+from .maildir_format import (
+    base_name,
+    is_message_name,
+    message_names,
+    name_time,
+    parse,
+    read_file,
+    serialize,
+    stamp,
+    unlink_if_present,
 )
+
+__all__ = ["STALE_TMP_AGE", "MaildirQueue", "open_queue"]
+
 _SUBDIRS = ("tmp", "new", "cur", "failed")
 _DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 STALE_TMP_AGE = 24 * 3600.0
-
-
-class CorruptEntry(Exception):
-    """A queue file that cannot be read as a queued message."""
-
-
-@dataclass
-class QueueEntry:
-    """A claimed message: its name, envelope and delivery history."""
-
-    name: str
-    envelope: Envelope
-    queued_at: float
-    attempts: int = 0
-    error: str | None = None
-    #: The file name of the claim in ``cur/``.
-    claimed_as: str | None = None
 
 
 @implementer(IMailQueue)
@@ -104,7 +93,7 @@ class MaildirQueue:
     def prepare(self, envelope: Envelope) -> str:
         """Write *envelope* durably into ``tmp/`` and return its name."""
         name = self._new_name()
-        self._write(self._in_tmp + name, _serialize(envelope, self.clock(), 0))
+        self._write(self._in_tmp + name, serialize(envelope, self.clock(), 0))
         return name
 
     def publish(self, names: list[str]) -> None:
@@ -116,7 +105,7 @@ class MaildirQueue:
     def discard(self, names: Iterable[str]) -> None:
         """Remove prepared files; missing ones are ignored."""
         for name in names:
-            _unlink(self._in_tmp + name)
+            unlink_if_present(self._in_tmp + name)
 
     def add(self, envelope: Envelope) -> str:
         """Durably queue *envelope* now; return its name."""
@@ -135,8 +124,8 @@ class MaildirQueue:
         now = self.clock() if now is None else now
         due = []
         for name in os.listdir(self.new):
-            stamp = _stamp(name)
-            if stamp is not None and stamp <= now:
+            due_at = stamp(name)
+            if due_at is not None and due_at <= now:
                 due.append(name)
         due.sort()
         return due
@@ -148,7 +137,7 @@ class MaildirQueue:
         a deferred file is renamed). A file that cannot be read is moved to
         ``failed/`` with the reason.
         """
-        base = _base_name(name)
+        base = base_name(name)
         claimed_as = f"{base},claimed={self.clock():.6f}"
         target = os.path.join(self.cur, claimed_as)
         try:
@@ -156,7 +145,7 @@ class MaildirQueue:
         except FileNotFoundError:
             return None
         try:
-            entry = _parse(base, _read(target))
+            entry = parse(base, read_file(target))
         except (CorruptEntry, OSError) as exc:
             self._set_aside_corrupt(base, target, str(exc))
             return None
@@ -165,7 +154,7 @@ class MaildirQueue:
 
     def complete(self, entry: QueueEntry) -> None:
         """Forget a claimed message that has been delivered."""
-        _unlink(self._claim_path(entry))
+        unlink_if_present(self._claim_path(entry))
 
     def defer(self, entry: QueueEntry, until: float, error: str) -> None:
         """Return a claimed message to the queue, due at *until*.
@@ -176,7 +165,7 @@ class MaildirQueue:
         entry.attempts += 1
         entry.error = error
         temp = os.path.join(self.tmp, entry.name)
-        data = _serialize(entry.envelope, entry.queued_at, entry.attempts, error)
+        data = serialize(entry.envelope, entry.queued_at, entry.attempts, error)
         self._rewrite(temp, data)
         claimed = self._claim_path(entry)
         # Replace the claimed file first: a crash between the two renames
@@ -194,11 +183,11 @@ class MaildirQueue:
         """
         name = self._new_name() if keep_claim else entry.name
         temp = os.path.join(self.tmp, name)
-        self._rewrite(temp, _serialize(entry.envelope, entry.queued_at, entry.attempts, error))
+        self._rewrite(temp, serialize(entry.envelope, entry.queued_at, entry.attempts, error))
         os.rename(temp, os.path.join(self.failed, name))
         self._sync(self.failed)
         if not keep_claim:
-            _unlink(self._claim_path(entry))
+            unlink_if_present(self._claim_path(entry))
         return name
 
     def recover(self, now: float | None = None) -> int:
@@ -207,11 +196,11 @@ class MaildirQueue:
         recovered = 0
         for name in os.listdir(self.cur):
             # A claim without its time (put there by hand) is stale.
-            claimed_at = _stamp(name)
+            claimed_at = stamp(name)
             if claimed_at is None or claimed_at >= now - self.claim_timeout:
                 continue
             try:
-                os.rename(os.path.join(self.cur, name), os.path.join(self.new, _base_name(name)))
+                os.rename(os.path.join(self.cur, name), os.path.join(self.new, base_name(name)))
                 recovered += 1
             except FileNotFoundError:
                 continue
@@ -229,15 +218,15 @@ class MaildirQueue:
         """
         every = names is None
         if names is None:
-            names = _message_names(self.failed)
+            names = message_names(self.failed)
         envelopes = []
         # A name given twice must not queue the message twice.
         for name in dict.fromkeys(names):
             path = os.path.join(self.failed, name)
-            if not _is_message_name(name) or not os.path.isfile(path):
+            if not is_message_name(name) or not os.path.isfile(path):
                 raise KeyError(name)
             try:
-                envelopes.append((path, _parse(name, _read(path)).envelope))
+                envelopes.append((path, parse(name, read_file(path)).envelope))
             except (OSError, CorruptEntry) as exc:
                 if not every:
                     raise CorruptEntry(f"{name} cannot be read: {exc}") from exc
@@ -249,7 +238,7 @@ class MaildirQueue:
             self.discard(moved)
             raise
         for path, _ in envelopes:
-            _unlink(path)
+            unlink_if_present(path)
         return moved
 
     def status(self, now: float | None = None) -> dict[str, dict[str, Any]]:
@@ -263,19 +252,19 @@ class MaildirQueue:
         def count(kind: str, name: str) -> None:
             item = report[kind]
             item["count"] += 1
-            age = now - _name_time(name)
+            age = now - name_time(name)
             if item["oldest"] is None or age > item["oldest"]:
                 item["oldest"] = age
 
         for name in os.listdir(self.new):
-            due = _stamp(name)
+            due = stamp(name)
             if due is not None:
                 count("deferred" if due > now else "queued", name)
-        for name in _message_names(self.cur):
+        for name in message_names(self.cur):
             count("claimed", name)
-        for name in _message_names(self.failed):
+        for name in message_names(self.failed):
             count("failed", name)
-        for name in _message_names(self.tmp):
+        for name in message_names(self.tmp):
             try:
                 if os.stat(os.path.join(self.tmp, name)).st_mtime < now - STALE_TMP_AGE:
                     count("stale_tmp", name)
@@ -287,9 +276,9 @@ class MaildirQueue:
         """Read every message of one folder (``new``, ``cur`` or ``failed``)."""
         directory = os.path.join(self.path, folder)
         entries = []
-        for name in _message_names(directory):
+        for name in message_names(directory):
             try:
-                entries.append(_parse(_base_name(name), _read(os.path.join(directory, name))))
+                entries.append(parse(base_name(name), read_file(os.path.join(directory, name))))
             except (OSError, CorruptEntry):
                 continue
         return entries
@@ -322,14 +311,14 @@ class MaildirQueue:
             os.fsync(fd)
         except BaseException:
             os.close(fd)
-            _unlink(path)
+            unlink_if_present(path)
             raise
         os.close(fd)
 
     def _rewrite(self, path: str, data: bytes) -> None:
         # A processor killed while rewriting this message left its copy
         # here; it is ours and outdated, and must not block the rewrite.
-        _unlink(path)
+        unlink_if_present(path)
         self._write(path, data)
 
     def _claim_path(self, entry: QueueEntry) -> str:
@@ -377,99 +366,6 @@ def open_queue(path: str, claim_timeout: float = 600.0) -> MaildirQueue:
     return queue
 
 
-def _serialize(
-    envelope: Envelope, queued_at: float, attempts: int, error: str | None = None
-) -> bytes:
-    lines = [
-        f"X-Pyramid-Sendmail-Id: {envelope.message_id}",
-        f"X-Pyramid-Sendmail-From: <{envelope.sender}>",
-        *(f"X-Pyramid-Sendmail-To: <{r}>" for r in envelope.recipients),
-        f"X-Pyramid-Sendmail-Queued: {queued_at:.6f}",
-        f"X-Pyramid-Sendmail-Attempts: {attempts}",
-        f"X-Pyramid-Sendmail-Length: {len(envelope.data)}",
-    ]
-    if error:
-        lines.append("X-Pyramid-Sendmail-Error: " + " ".join(error.split())[:900])
-    return ("\r\n".join(lines) + "\r\n").encode("utf-8") + envelope.data
-
-
-def _parse(name: str, data: bytes) -> QueueEntry:
-    fields: dict[str, list[str]] = {}
-    position = 0
-    while data.startswith(_PREFIX, position):
-        end = data.find(b"\r\n", position)
-        if end < 0:
-            raise CorruptEntry("the envelope is not terminated")
-        line = data[position + len(_PREFIX) : end].decode("utf-8", "replace")
-        key, _, value = line.partition(": ")
-        fields.setdefault(key, []).append(value)
-        position = end + 2
-    try:
-        sender = fields["From"][0].strip("<>")
-        recipients = [r.strip("<>") for r in fields["To"]]
-        queued_at = float(fields["Queued"][0])
-        attempts = int(fields["Attempts"][0])
-        message_id = fields["Id"][0]
-    except (KeyError, IndexError, ValueError) as exc:
-        raise CorruptEntry(f"the envelope lacks or garbles {exc}") from None
-    body = data[position:]
-    if not body or not recipients:
-        raise CorruptEntry("the file holds no message or no recipient")
-    length = fields.get("Length", [None])[0]
-    if length is not None and length != str(len(body)):
-        raise CorruptEntry(f"the message is truncated: {len(body)} of {length} bytes")
-    envelope = Envelope(sender, recipients, body, message_id)
-    error = fields.get("Error", [None])[0]
-    return QueueEntry(name, envelope, queued_at, attempts, error)
-
-
-def _is_message_name(name: str) -> bool:
-    # Dotfiles and foreign files are never messages: only names we make are.
-    return _MESSAGE_NAME.fullmatch(name) is not None
-
-
-def _message_names(directory: str) -> list[str]:
-    """The names of the messages in *directory* (no dotfiles, no strays)."""
-    return [name for name in os.listdir(directory) if _is_message_name(name)]
-
-
-def _stamp(name: str) -> float | None:
-    """The time in a message's name: when it is due (``new/``) or was
-    claimed (``cur/``); 0.0 without one; None for a name that is no message."""
-    match = _MESSAGE_NAME.fullmatch(name)
-    if match is None:
-        return None
-    return float(match[3]) if match[3] else 0.0
-
-
-def _base_name(name: str) -> str:
-    """*name* without the time it is due or was claimed."""
-    return name.partition(",")[0]
-
-
-def _name_time(name: str) -> float:
-    try:
-        return int(name.split(".", 1)[0]) / 1e9
-    except ValueError:
-        return 0.0
-
-
-def _read(path: str) -> bytes:
-    """Read a whole queue file with the fewest system calls (usually one
-    read: a queue file never changes once it is written)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        size = os.fstat(fd).st_size
-        data = b""
-        while True:
-            chunk = os.read(fd, max(size - len(data), 65536))
-            data += chunk
-            if not chunk or len(data) >= size:
-                return data
-    finally:
-        os.close(fd)
-
-
 def _close_all(descriptors: dict[str, int]) -> None:
     for fd in descriptors.values():
         os.close(fd)
@@ -487,11 +383,3 @@ def _forked() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forked)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise

@@ -1,0 +1,139 @@
+"""The Maildir queue's files: their names and their contents.
+
+A name is made by :meth:`~.maildir.MaildirQueue` from the time in
+nanoseconds, the pid and a counter, and the host; in ``new/`` and ``cur/`` it
+carries the time the message is due or was claimed (``NAME,due=SECONDS``,
+``NAME,claimed=SECONDS``). A file is the RFC 5322 message preceded by
+``X-Pyramid-Sendmail-*`` lines that carry the envelope and its history.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+
+from ..envelope import Envelope
+from .entry import CorruptEntry, QueueEntry
+
+__all__ = [
+    "MESSAGE_NAME",
+    "PREFIX",
+    "base_name",
+    "is_message_name",
+    "message_names",
+    "name_time",
+    "parse",
+    "read_file",
+    "serialize",
+    "stamp",
+    "unlink_if_present",
+]
+
+PREFIX = b"X-Pyramid-Sendmail-"
+#: A message's name: the time in ns, the pid and a counter, the host; then,
+#: in new/ and cur/, when the message is due or was claimed.
+MESSAGE_NAME = re.compile(
+    r"([0-9]{20}\.[0-9]+_[0-9]+\.[^/,]+)(?:,(due|claimed)=([0-9]{1,12}(?:\.[0-9]{1,6})?))?"
+)
+
+
+def serialize(
+    envelope: Envelope, queued_at: float, attempts: int, error: str | None = None
+) -> bytes:
+    lines = [
+        f"X-Pyramid-Sendmail-Id: {envelope.message_id}",
+        f"X-Pyramid-Sendmail-From: <{envelope.sender}>",
+        *(f"X-Pyramid-Sendmail-To: <{r}>" for r in envelope.recipients),
+        f"X-Pyramid-Sendmail-Queued: {queued_at:.6f}",
+        f"X-Pyramid-Sendmail-Attempts: {attempts}",
+        f"X-Pyramid-Sendmail-Length: {len(envelope.data)}",
+    ]
+    if error:
+        lines.append("X-Pyramid-Sendmail-Error: " + " ".join(error.split())[:900])
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8") + envelope.data
+
+
+def parse(name: str, data: bytes) -> QueueEntry:
+    fields: dict[str, list[str]] = {}
+    position = 0
+    while data.startswith(PREFIX, position):
+        end = data.find(b"\r\n", position)
+        if end < 0:
+            raise CorruptEntry("the envelope is not terminated")
+        line = data[position + len(PREFIX) : end].decode("utf-8", "replace")
+        key, _, value = line.partition(": ")
+        fields.setdefault(key, []).append(value)
+        position = end + 2
+    try:
+        sender = fields["From"][0].strip("<>")
+        recipients = [r.strip("<>") for r in fields["To"]]
+        queued_at = float(fields["Queued"][0])
+        attempts = int(fields["Attempts"][0])
+        message_id = fields["Id"][0]
+    except (KeyError, IndexError, ValueError) as exc:
+        raise CorruptEntry(f"the envelope lacks or garbles {exc}") from None
+    body = data[position:]
+    if not body or not recipients:
+        raise CorruptEntry("the file holds no message or no recipient")
+    length = fields.get("Length", [None])[0]
+    if length is not None and length != str(len(body)):
+        raise CorruptEntry(f"the message is truncated: {len(body)} of {length} bytes")
+    envelope = Envelope(sender, recipients, body, message_id)
+    error = fields.get("Error", [None])[0]
+    return QueueEntry(name, envelope, queued_at, attempts, error)
+
+
+def is_message_name(name: str) -> bool:
+    # Dotfiles and foreign files are never messages: only names we make are.
+    return MESSAGE_NAME.fullmatch(name) is not None
+
+
+def message_names(directory: str) -> list[str]:
+    """The names of the messages in *directory* (no dotfiles, no strays)."""
+    return [name for name in os.listdir(directory) if is_message_name(name)]
+
+
+def stamp(name: str) -> float | None:
+    """The time in a message's name: when it is due (``new/``) or was
+    claimed (``cur/``); 0.0 without one; None for a name that is no message."""
+    match = MESSAGE_NAME.fullmatch(name)
+    if match is None:
+        return None
+    return float(match[3]) if match[3] else 0.0
+
+
+def base_name(name: str) -> str:
+    """*name* without the time it is due or was claimed."""
+    return name.partition(",")[0]
+
+
+def name_time(name: str) -> float:
+    try:
+        return int(name.split(".", 1)[0]) / 1e9
+    except ValueError:
+        return 0.0
+
+
+def read_file(path: str) -> bytes:
+    """Read a whole queue file with the fewest system calls (usually one
+    read: a queue file never changes once it is written)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        data = b""
+        while True:
+            chunk = os.read(fd, max(size - len(data), 65536))
+            data += chunk
+            if not chunk or len(data) >= size:
+                return data
+    finally:
+        os.close(fd)
+
+
+def unlink_if_present(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
