@@ -18,12 +18,12 @@ from typing import Any, TextIO
 from pyramid.exceptions import ConfigurationError
 
 from . import processor_thread
-from .config import build_mailer
+from .config import build_mailer, open_configured_queue
 from .envelope import prepare
-from .exceptions import SendmailError
+from .exceptions import CorruptEntry, SendmailError, UnknownEntry
+from .interfaces import IMailQueue
 from .message import Message
-from .processor import OUTCOMES, QueueProcessor
-from .queue import CorruptEntry, MaildirQueue, open_queue
+from .processor import HOUSEKEEPING, OUTCOMES, QueueProcessor
 from .settings import parse_settings
 from .supervisor import (
     START_FAILED,
@@ -34,8 +34,15 @@ from .supervisor import (
     serve_in_processes,
 )
 
+__all__ = ["main"]
+
 # Named explicitly: under ``python -m`` __name__ would be "__main__".
 log = logging.getLogger("pyramid_sendmail.cli")
+#: How ``run --once`` words the housekeeping of a pass, when there was any.
+_HOUSEKEEPING_WORDS = {
+    "set_aside": "unreadable message(s) set aside",
+    "recovered": "stale claim(s) recovered",
+}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -95,7 +102,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         return _send_test(values, settings, args.address, out)
     if not values["queue_path"]:
         raise ConfigurationError(f"mail.queue_path is not set in {args.config_uri}")
-    queue = open_queue(values["queue_path"], values["claim_timeout"])
+    queue = open_configured_queue(values["queue_path"], values["claim_timeout"])
     if command == "status":
         return _status(queue, args.json, out)
     if command == "failed":
@@ -121,7 +128,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _run_once(
-    queue: MaildirQueue, make_processor: Callable[[], QueueProcessor], processes: int, out: TextIO
+    queue: IMailQueue, make_processor: Callable[[], QueueProcessor], processes: int, out: TextIO
 ) -> int:
     progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     if processes > 1:
@@ -135,7 +142,11 @@ def _run_once(
         result = PassResult(processor.last_pass, processor.relay_was_down)
     if progress is not None:
         progress.finish()
-    print(", ".join(f"{result.counts[k]} {k}" for k in OUTCOMES), file=out)
+    summary = ", ".join(f"{result.counts[k]} {k}" for k in OUTCOMES)
+    chores = [
+        f"{result.counts[k]} {_HOUSEKEEPING_WORDS[k]}" for k in HOUSEKEEPING if result.counts[k]
+    ]
+    print("; ".join([summary, *chores]), file=out)
     if result.relay_was_down:
         print("the relay could not be reached; the rest waits for the next run", file=out)
     if result.crashed:
@@ -187,20 +198,20 @@ def _load_registry(config_uri: str, name: str) -> Any:
     return registry
 
 
-def _status(queue: MaildirQueue, as_json: bool, out: TextIO) -> int:
+def _status(queue: IMailQueue, as_json: bool, out: TextIO) -> int:
     report = queue.status()
     if as_json:
-        json.dump({"queue": queue.path, **report}, out, indent=2)
+        json.dump({"queue": queue.location, **report}, out, indent=2)
         out.write("\n")
         return 0
-    print(f"queue {queue.path}", file=out)
+    print(f"queue {queue.location}", file=out)
     for kind, item in report.items():
         oldest = f"  oldest {_age(item['oldest'])}" if item["count"] else ""
         print(f"{kind.replace('_', ' '):<10} {item['count']:>8}{oldest}", file=out)
     return 0
 
 
-def _failed(queue: MaildirQueue, as_json: bool, out: TextIO) -> int:
+def _failed(queue: IMailQueue, as_json: bool, out: TextIO) -> int:
     now = time.time()
     entries: list[dict[str, Any]] = [
         {
@@ -236,28 +247,28 @@ def _failed(queue: MaildirQueue, as_json: bool, out: TextIO) -> int:
             print(f"{entry['id']}  {age} old, {attempts} attempt(s)", file=out)
             print(f"  to: {', '.join(entry['recipients'])}", file=out)
         print(f"  error: {entry['error']}", file=out)
-    print(f"{len(entries)} failed message(s) in {queue.failed}", file=out)
+    print(f"{len(entries)} failed message(s) in {queue.location}", file=out)
     return 0
 
 
-def _retry(queue: MaildirQueue, ids: list[str], every: bool, out: TextIO) -> int:
+def _retry(queue: IMailQueue, ids: list[str], every: bool, out: TextIO) -> int:
     if not ids and not every:
         print("psendmail retry: name the messages to retry, or give --all", file=sys.stderr)
         return 2
     try:
         moved = queue.retry(None if every else ids)
-    except KeyError as exc:
-        print(f"psendmail retry: no failed message {exc.args[0]!r}", file=sys.stderr)
+    except UnknownEntry as exc:
+        print(f"psendmail retry: no failed message {exc.name!r}", file=sys.stderr)
         return 1
     except CorruptEntry as exc:
-        print(f"psendmail retry: {exc}; it stays in {queue.failed}", file=sys.stderr)
+        print(f"psendmail retry: {exc}; it stays with the failed mail", file=sys.stderr)
         return 1
     print(f"put {len(moved)} message(s) back in the queue", file=out)
     # What --all left behind is what cannot be read (list() skips it).
     left = len(queue.unreadable()) if every else 0
     if left:
         unreadable = f"{left} failed message(s) cannot be read"
-        print(f"psendmail retry: {unreadable} and stay in {queue.failed}", file=sys.stderr)
+        print(f"psendmail retry: {unreadable} and stay where they are", file=sys.stderr)
         return 1
     return 0
 

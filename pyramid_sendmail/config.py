@@ -13,10 +13,13 @@ from pyramid.tweens import MAIN
 
 from .api import IMailSetup, MailSetup, request_mailer
 from .delivery import DirectMailDelivery, QueuedMailDelivery
-from .interfaces import IMailDelivery, IMailer, IQueuedMailDelivery
+from .exceptions import QueueUnavailable
+from .interfaces import IMailDelivery, IMailer, IMailQueue, IQueuedMailDelivery
 from .mailers import ConsoleMailer, FileMailer, SendmailMailer
 from .settings import parse_settings
 from .smtp import SMTPMailer
+
+__all__ = ["build_mailer", "build_setup", "includeme", "open_configured_queue", "register_setup"]
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +88,25 @@ def build_mailer(values: dict[str, Any], settings: Any = None) -> IMailer:
     return factory(dict(settings or {}))
 
 
+def open_configured_queue(path: str, claim_timeout: float) -> IMailQueue:
+    """Open the queue of ``mail.queue_path``.
+
+    Raises :class:`~pyramid.exceptions.ConfigurationError` naming the setting
+    when the queue cannot be used (the queue itself knows no settings).
+    """
+    from .queue import open_queue
+
+    try:
+        return open_queue(path, claim_timeout)
+    except QueueUnavailable as exc:
+        raise ConfigurationError(f"mail.queue_path {path!r} {exc.reason}") from exc
+
+
 def build_setup(values: dict[str, Any], mailer: IMailer) -> MailSetup:
     """Build the deliveries around *mailer* as the parsed *values* say."""
     queued = None
     if values["queue_path"]:
-        from .queue import open_queue
-
-        queue = open_queue(values["queue_path"], values["claim_timeout"])
+        queue = open_configured_queue(values["queue_path"], values["claim_timeout"])
         queued = QueuedMailDelivery(queue)
     delivery = queued if values["delivery"] == "queued" else DirectMailDelivery(mailer)
     return MailSetup(

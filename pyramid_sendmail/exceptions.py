@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+__all__ = [
+    "CorruptEntry",
+    "InvalidMessageError",
+    "MailDeliveryError",
+    "QueueError",
+    "QueueUnavailable",
+    "RelayUnavailable",
+    "SendmailError",
+    "TransactionStateError",
+    "UnknownEntry",
+]
+
 
 class SendmailError(Exception):
     """The base of every error this package raises."""
@@ -62,3 +74,41 @@ class RelayUnavailable(MailDeliveryError):
     """No usable connection to the relay (refused, timed out, TLS or login
     failed). Nothing was sent. The queue processor defers the message in
     hand and ends its pass; the other messages wait for the next one."""
+
+
+class QueueError(SendmailError):
+    """The mail queue cannot do what was asked. Errors of the file system
+    itself (a full disk) are raised as they are, as :class:`OSError`."""
+
+
+class QueueUnavailable(QueueError):
+    """The queue cannot be opened where it was asked to be."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"the mail queue {location!r} {reason}")
+
+
+class CorruptEntry(QueueError):
+    """A queued message that cannot be read (a damaged or foreign file).
+
+    :attr:`name` is the entry's name when it is known; :attr:`reason` says
+    what is wrong with it.
+    """
+
+    def __init__(self, reason: str, name: str | None = None) -> None:
+        self.reason = reason
+        self.name = name
+        super().__init__(f"{name} cannot be read: {reason}" if name else reason)
+
+
+class UnknownEntry(QueueError, KeyError):
+    """No message of that name is in the queue (a :class:`KeyError` too)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
+
+    def __str__(self) -> str:
+        return f"no such message in the queue: {self.name!r}"

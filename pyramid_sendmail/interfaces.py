@@ -1,12 +1,81 @@
-"""The contracts of pyramid_sendmail, declared with :mod:`zope.interface`."""
+"""The contracts of pyramid_sendmail, declared with :mod:`zope.interface`.
+
+The methods are annotated, so mypy (with mypy-zope) types whatever provides
+them; as zope.interface wants, they are written without ``self``. The types
+are imported for the type checker only: this module imports nothing of the
+package at run time, so every module can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from transaction.interfaces import ITransactionManager
+
+    from .envelope import Envelope
+    from .exceptions import CorruptEntry, MailDeliveryError
+    from .queue.entry import QueueEntry, QueueStatus
+    from .results import SendResult
+
+__all__ = [
+    "IDirectMailDelivery",
+    "IMailDeferredEvent",
+    "IMailDelivery",
+    "IMailErrorEvent",
+    "IMailEvent",
+    "IMailQueue",
+    "IMailQueueProcessor",
+    "IMailSentEvent",
+    "IMailSession",
+    "IMailer",
+    "ISMTPMailer",
+]
+
+
+class IMailSession(Interface):
+    """A mailer's batch: ``send`` many messages, possibly over one connection.
+
+    Used as a context manager: leaving the ``with`` block closes it.
+    """
+
+    def send(sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
+        """Deliver one message, as :meth:`IMailer.send` does."""
+
+    def send_many(
+        items: Iterable[tuple[Any, str, Sequence[str], bytes]],
+        report: Callable[[Any, SendResult | MailDeliveryError], None],
+    ) -> None:
+        """Send ``(token, sender, recipients, message)`` *items* in order and
+        call ``report(token, outcome)`` for each, with a
+        :class:`~pyramid_sendmail.SendResult` or the
+        :class:`~pyramid_sendmail.exceptions.MailDeliveryError` that stopped
+        it. *report* must not raise."""
+
+    def close() -> None:
+        """End the session (close its connection); safe to call twice."""
+
+    def __enter__() -> IMailSession:
+        """Return the session itself."""
+
+    def __exit__(
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the session."""
 
 
 class IMailer(Interface):
     """Hands a message to something that delivers it, right now."""
 
-    def send(sender, recipients, message):
+    def send(sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
         """Deliver the bytes *message* from *sender* to each of *recipients*.
 
         *sender* and *recipients* are bare addresses (``ann@example.org``);
@@ -16,9 +85,12 @@ class IMailer(Interface):
         recipient accepted the message.
         """
 
-    def session():
-        """Return a context manager with the same ``send`` that may reuse one
-        connection for many messages (a batch)."""
+    # The sessions of this package's mailers are typed as context managers
+    # until each declares IMailSession; then this returns IMailSession.
+    def session() -> AbstractContextManager[Any]:
+        """Return an :class:`IMailSession`: a context manager with the same
+        ``send`` that may reuse one connection for many messages (a batch).
+        """
 
 
 class ISMTPMailer(IMailer):
@@ -31,7 +103,11 @@ class ISMTPMailer(IMailer):
 class IMailDelivery(Interface):
     """Takes messages for delivery when the current transaction commits."""
 
-    def send(envelope, transaction_manager, events):
+    def send(
+        envelope: Envelope,
+        transaction_manager: ITransactionManager | None = None,
+        events: Callable[[IMailEvent], None] | None = None,
+    ) -> str:
         """Join the transaction of *transaction_manager* and deliver the
         prepared *envelope* if and when it commits.
 
@@ -49,9 +125,9 @@ class IDirectMailDelivery(IMailDelivery):
 class IQueuedMailDelivery(IMailDelivery):
     """Writes messages durably into a queue as part of the commit."""
 
-    queue = Attribute("The queue that committed messages are written to.")
+    queue = Attribute("The IMailQueue that committed messages are written to.")
 
-    def enqueue_now(envelope):
+    def enqueue_now(envelope: Envelope) -> str:
         """Write *envelope* into the queue at once, outside any transaction,
         and return its message id."""
 
@@ -59,54 +135,89 @@ class IQueuedMailDelivery(IMailDelivery):
 class IMailQueue(Interface):
     """A durable queue of messages waiting for delivery.
 
-    Small on purpose, so that a second backend (a SQL table) can follow.
+    Every method a delivery, a processor or ``psendmail`` calls is declared
+    here, so a second backend (a SQL table) knows what to provide. Errors of
+    the queue's own are :class:`~pyramid_sendmail.exceptions.QueueError`\\ s.
     """
 
-    def prepare(envelope):
-        """Durably store *envelope*, not yet visible; return a handle."""
+    location = Attribute("Where the messages are kept, for people to read (a folder).")
 
-    def publish(handles):
+    # -- adding (a delivery) --------------------------------------------
+
+    def prepare(envelope: Envelope) -> str:
+        """Durably store *envelope*, not yet visible; return its name."""
+
+    def publish(names: list[str]) -> None:
         """Make prepared messages visible to processors (on commit)."""
 
-    def discard(handles):
+    def discard(names: Iterable[str]) -> None:
         """Forget prepared messages (on abort); never raises for missing ones."""
 
-    def add(envelope):
-        """Durably queue *envelope* at once; return its id."""
+    def add(envelope: Envelope) -> str:
+        """Durably queue *envelope* at once; return its name."""
 
-    def claimable(now):
-        """Return the ids of the messages due at *now*, oldest first."""
+    # -- processing (a processor) ---------------------------------------
 
-    def claim(entry_id):
-        """Claim a message for this processor alone; return its QueueEntry,
-        or None when another processor claimed it first."""
+    def claimable(now: float | None = None) -> list[str]:
+        """Return the names of the messages due at *now*, oldest first."""
 
-    def complete(entry):
+    def claim(
+        name: str, on_corrupt: Callable[[CorruptEntry], None] | None = None
+    ) -> QueueEntry | None:
+        """Claim a message for this processor alone; return its entry, or
+        None when another processor claimed it first. A message that cannot
+        be read is set aside with the failed ones, passed to *on_corrupt*,
+        and None is returned."""
+
+    def complete(entry: QueueEntry) -> None:
         """Remove a claimed entry whose delivery is finished."""
 
-    def defer(entry, until, error):
+    def defer(entry: QueueEntry, until: float, error: str) -> None:
         """Put a claimed entry back, with its envelope, due at *until*."""
 
-    def fail(entry, error, keep_claim=False):
+    def fail(entry: QueueEntry, error: str, keep_claim: bool = False) -> str:
         """Set a claimed entry aside as failed, with its *error*; with
         *keep_claim*, leave the claimed entry in place (some of its
-        recipients are being deferred)."""
+        recipients are being deferred). Return the failed message's name."""
 
-    def recover(now):
-        """Return claims older than the claim timeout to the queue."""
+    def recover(now: float | None = None) -> int:
+        """Return claims older than the claim timeout to the queue; return
+        how many."""
 
-    def retry(entry_ids):
-        """Put failed messages back in the queue."""
+    # -- administration (psendmail) -------------------------------------
 
-    def status(now):
+    def retry(names: Iterable[str] | None = None) -> list[str]:
+        """Put failed messages (all, or *names*) back in the queue; return
+        their new names. An unknown name raises
+        :class:`~pyramid_sendmail.exceptions.UnknownEntry`, one that cannot
+        be read :class:`~pyramid_sendmail.exceptions.CorruptEntry`, and
+        nothing is moved."""
+
+    def status(now: float | None = None) -> QueueStatus:
         """Counts and oldest ages of the messages in each state."""
+
+    def unreadable() -> dict[str, str]:
+        """The failed messages that cannot be read, each with the reason."""
+
+    # Last: below it, ``list`` would name this method in annotations.
+    def list(folder: str = "failed") -> list[QueueEntry]:
+        """Read every message of one state: ``new`` (waiting), ``cur``
+        (claimed) or ``failed``; those that cannot be read are left out."""
 
 
 class IMailQueueProcessor(Interface):
     """Delivers the messages of a queue through a mailer."""
 
-    def process_once():
-        """Deliver every message due now; return how many were handled."""
+    last_pass = Attribute(
+        "Counts of the last pass: messages sent, deferred and failed, unreadable "
+        "files set aside and stale claims recovered."
+    )
+    relay_was_down = Attribute("True when the last pass ended early: no relay.")
+
+    def process_once(progress: Callable[[int, int], None] | None = None) -> int:
+        """Deliver every message due now; return how many were handled.
+
+        *progress* is called as ``progress(done, total)`` after each one."""
 
 
 class IMailEvent(Interface):

@@ -14,16 +14,29 @@ from zope.interface import implementer
 
 from .delivery import describe, log_attempt
 from .events import MailDeferred, MailFailed, MailSent, notify_with_registry
-from .exceptions import MailDeliveryError, RelayUnavailable
+from .exceptions import CorruptEntry, MailDeliveryError, RelayUnavailable
 from .interfaces import IMailer, IMailEvent, IMailQueue, IMailQueueProcessor
 from .queue.entry import QueueEntry
 from .results import SendResult
+
+__all__ = [
+    "HOUSEKEEPING",
+    "OUTCOMES",
+    "PROBE_MESSAGES",
+    "PROBE_SECONDS",
+    "WAITING_SHARE",
+    "QueueProcessor",
+    "send_each",
+]
 
 log = logging.getLogger(__name__)
 
 Notify = Callable[[IMailEvent], None]
 #: What became of the messages of a pass (:attr:`QueueProcessor.last_pass`).
 OUTCOMES = ("sent", "deferred", "failed")
+#: What the queue tidied up in a pass, counted in :attr:`QueueProcessor.last_pass`
+#: too: unreadable messages set aside and stale claims recovered.
+HOUSEKEEPING = ("set_aside", "recovered")
 #: The first worker of a pass gets company when it spends more than this
 #: share of its time waiting for the relay; a worker that is mostly busy
 #: itself would only contend with the others for the interpreter lock.
@@ -102,8 +115,8 @@ class QueueProcessor:
         *progress* is called as ``progress(done, total)`` after each message.
         Returns early, after the messages in hand, once :attr:`stopping` is set.
         """
-        self.queue.recover(self.clock())
-        self.last_pass = Counter(dict.fromkeys(OUTCOMES, 0))
+        self.last_pass = Counter(dict.fromkeys(OUTCOMES + HOUSEKEEPING, 0))
+        self.last_pass["recovered"] = self.queue.recover(self.clock())
         handled = 0
         while not self.stopping.is_set():
             names = self.queue.claimable(self.clock())
@@ -190,7 +203,7 @@ class QueueProcessor:
         for name in feed:
             if self.stopping.is_set() or self._relay_down.is_set():
                 return
-            entry = self.queue.claim(name)
+            entry = self.queue.claim(name, on_corrupt=self._set_aside)
             if entry is not None:
                 yield entry
 
@@ -230,6 +243,13 @@ class QueueProcessor:
         now = self.clock()
         age = now - entry.queued_at
         if temporary and age >= self.max_age:
+            log.warning(
+                "giving up on queued mail %s after %.0fs (max_age %.0fs): %s",
+                entry.name,
+                age,
+                self.max_age,
+                error,
+            )
             permanent += temporary
             temporary = []
             error = MailDeliveryError(
@@ -253,6 +273,10 @@ class QueueProcessor:
             self.queue.defer(entry, retry_at, _error_text(error, temporary, refused))
             self._count("deferred")
             self.notify(MailDeferred(original, error, retry_at, temporary))
+
+    def _set_aside(self, corrupt: CorruptEntry) -> None:
+        # The queue has logged it and moved it to the failed mail.
+        self._count("set_aside")
 
     def _count(self, outcome: str) -> None:
         with self._count_lock:

@@ -29,7 +29,18 @@ from typing import Any
 from pyramid.exceptions import ConfigurationError
 
 from .exceptions import SendmailError
-from .processor import OUTCOMES, QueueProcessor
+from .processor import HOUSEKEEPING, OUTCOMES, QueueProcessor
+
+__all__ = [
+    "PROGRESS_EVERY",
+    "RESTART_DELAY",
+    "STARTUP_ERRORS",
+    "START_FAILED",
+    "PassResult",
+    "drain_in_processes",
+    "run_forever",
+    "serve_in_processes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +84,14 @@ class PassResult:
     """What one or several processors did in a pass (``run --once``)."""
 
     def __init__(self, counts: Counter[str] | None = None, relay_was_down: bool = False):
-        self.counts: Counter[str] = counts or Counter(dict.fromkeys(OUTCOMES, 0))
+        self.counts: Counter[str] = counts or Counter(dict.fromkeys(OUTCOMES + HOUSEKEEPING, 0))
         self.relay_was_down = relay_was_down
         self.failed_to_start = False
         #: Exit codes of children that ended otherwise (killed, crashed).
         self.crashed: list[int] = []
 
     def add(self, report: dict[str, Any]) -> None:
-        self.counts.update({k: int(report.get(k, 0)) for k in OUTCOMES})
+        self.counts.update({k: int(report.get(k, 0)) for k in OUTCOMES + HOUSEKEEPING})
         self.relay_was_down = self.relay_was_down or bool(report.get("relay_was_down"))
 
 
@@ -183,7 +194,7 @@ def _drain_child(make_processor: MakeProcessor, out: int, report_progress: bool)
 
     processor.process_once(progress if report_progress else None)
     counts = processor.last_pass
-    _write_line(out, {"done": sum(counts.values())})
+    _write_line(out, {"done": sum(counts[k] for k in OUTCOMES)})
     _write_line(out, {**counts, "relay_was_down": processor.relay_was_down})
     return 0
 

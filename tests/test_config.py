@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -236,3 +237,34 @@ def test_get_mailer_of_registry_sends_with_thread_transaction():
     with transaction.manager:
         get_mailer(config.registry).send(welcome())
     assert len(get_testing_mailer(config.registry).delivered) == 1
+
+
+# -- the queue's folder: the include names the setting -------------------------
+
+
+def test_queue_path_that_is_a_file_is_a_configuration_error(tmp_path):
+    path = tmp_path / "not-a-folder"
+    path.write_text("")
+
+    with pytest.raises(ConfigurationError, match=r"mail\.queue_path"):
+        configure({"mail.queue_path": str(path)})
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_queue_path_that_cannot_be_written_is_a_configuration_error(tmp_path):
+    path = tmp_path / "readonly"
+    configure({"mail.queue_path": str(path)})
+    os.chmod(path / "new", 0o500)
+    try:
+        with pytest.raises(ConfigurationError, match="not writable"):
+            configure({"mail.queue_path": str(path)})
+    finally:
+        os.chmod(path / "new", 0o700)
+
+
+def test_queue_path_that_cannot_be_created_is_a_configuration_error(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+
+    with pytest.raises(ConfigurationError, match=r"mail\.queue_path"):
+        configure({"mail.queue_path": str(blocker / "queue")})

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from clock import Clock
-from pyramid.exceptions import ConfigurationError
 from zope.interface.verify import verifyObject
 
 from pyramid_sendmail import Message
 from pyramid_sendmail.envelope import Envelope, prepare
+from pyramid_sendmail.exceptions import QueueUnavailable, SendmailError
 from pyramid_sendmail.interfaces import IMailQueue
 from pyramid_sendmail.queue import STALE_TMP_AGE, MaildirQueue, open_queue
 
@@ -486,8 +486,10 @@ def test_open_queue_refuses_a_file(tmp_path: Path) -> None:
     path = tmp_path / "not-a-folder"
     path.write_text("")
 
-    with pytest.raises(ConfigurationError, match=r"mail\.queue_path"):
+    with pytest.raises(QueueUnavailable, match="is not a directory") as raised:
         open_queue(str(path))
+    assert isinstance(raised.value, SendmailError)
+    assert raised.value.location == str(path)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
@@ -496,7 +498,7 @@ def test_open_queue_refuses_a_folder_it_cannot_write(tmp_path: Path) -> None:
     open_queue(str(path))
     os.chmod(path / "new", 0o500)
     try:
-        with pytest.raises(ConfigurationError, match="not writable"):
+        with pytest.raises(QueueUnavailable, match="not writable"):
             open_queue(str(path))
     finally:
         os.chmod(path / "new", 0o700)
@@ -506,5 +508,16 @@ def test_open_queue_names_a_folder_it_cannot_create(tmp_path: Path) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("")
 
-    with pytest.raises(ConfigurationError, match=r"mail\.queue_path"):
+    with pytest.raises(QueueUnavailable, match="cannot be created") as raised:
         open_queue(str(blocker / "queue"))
+    assert str(blocker / "queue") in str(raised.value)
+
+
+def test_queue_errors_name_no_setting(tmp_path: Path) -> None:
+    """The storage layer knows nothing of settings: its callers name them."""
+    path = tmp_path / "not-a-folder"
+    path.write_text("")
+
+    with pytest.raises(QueueUnavailable) as raised:
+        open_queue(str(path))
+    assert "mail." not in str(raised.value)

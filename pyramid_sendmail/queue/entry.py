@@ -1,16 +1,19 @@
-"""What every queue backend shares: the entry a processor claims."""
+"""What every queue backend shares: the entry a processor claims and the
+report of what the queue holds."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 from ..envelope import Envelope
 
-__all__ = ["CorruptEntry", "QueueEntry"]
+__all__ = ["STATES", "QueueEntry", "QueueStatus", "StateCount"]
 
-
-class CorruptEntry(Exception):
-    """A queue file that cannot be read as a queued message."""
+#: The states :meth:`~pyramid_sendmail.interfaces.IMailQueue.status` counts:
+#: due now, due later, claimed by a processor, failed for good, and prepared
+#: by a transaction that never published them (older than a day).
+STATES = ("queued", "deferred", "claimed", "failed", "stale_tmp")
 
 
 @dataclass
@@ -25,3 +28,16 @@ class QueueEntry:
     #: The backend's own handle on the claim (the Maildir: its file name in
     #: ``cur/``).
     claimed_as: str | None = None
+
+
+class StateCount(TypedDict):
+    """How many messages are in one state, and the age of the oldest."""
+
+    count: int
+    #: Seconds since the oldest was queued; None when there is none.
+    oldest: float | None
+
+
+#: :meth:`~pyramid_sendmail.interfaces.IMailQueue.status`: a
+#: :class:`StateCount` for each of :data:`STATES`, in that order.
+QueueStatus = dict[str, StateCount]

@@ -25,19 +25,20 @@ lines that carry the envelope, so ``less`` shows everything.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import socket
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from zope.interface import implementer
 
 from ..envelope import Envelope
+from ..exceptions import CorruptEntry, QueueUnavailable, UnknownEntry
 from ..interfaces import IMailQueue
-from .entry import CorruptEntry, QueueEntry
+from .entry import STATES, QueueEntry, QueueStatus
 from .maildir_format import (
     base_name,
     is_message_name,
@@ -55,7 +56,10 @@ __all__ = ["STALE_TMP_AGE", "MaildirQueue", "open_queue"]
 _SUBDIRS = ("tmp", "new", "cur", "failed")
 _DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+#: Seconds after which a prepared file left in ``tmp/`` counts as stale.
 STALE_TMP_AGE = 24 * 3600.0
+
+log = logging.getLogger(__name__)
 
 
 @implementer(IMailQueue)
@@ -87,6 +91,11 @@ class MaildirQueue:
 
     def __repr__(self) -> str:
         return f"<MaildirQueue {self.path}>"
+
+    @property
+    def location(self) -> str:
+        """The queue's folder."""
+        return self.path
 
     # -- adding ---------------------------------------------------------
 
@@ -130,12 +139,15 @@ class MaildirQueue:
         due.sort()
         return due
 
-    def claim(self, name: str) -> QueueEntry | None:
+    def claim(
+        self, name: str, on_corrupt: Callable[[CorruptEntry], None] | None = None
+    ) -> QueueEntry | None:
         """Claim *name* for this processor alone.
 
         Returns None when another processor took it first (or deferred it:
         a deferred file is renamed). A file that cannot be read is moved to
-        ``failed/`` with the reason.
+        ``failed/`` with the reason, logged, passed to *on_corrupt*, and
+        None is returned.
         """
         base = base_name(name)
         claimed_as = f"{base},claimed={self.clock():.6f}"
@@ -146,11 +158,17 @@ class MaildirQueue:
             return None
         try:
             entry = parse(base, read_file(target))
-        except (CorruptEntry, OSError) as exc:
-            self._set_aside_corrupt(base, target, str(exc))
-            return None
-        entry.claimed_as = claimed_as
-        return entry
+        except OSError as exc:
+            corrupt = CorruptEntry(str(exc), base)
+        except CorruptEntry as exc:
+            corrupt = exc
+        else:
+            entry.claimed_as = claimed_as
+            return entry
+        self._set_aside_corrupt(base, target, corrupt.reason)
+        if on_corrupt is not None:
+            on_corrupt(corrupt)
+        return None
 
     def complete(self, entry: QueueEntry) -> None:
         """Forget a claimed message that has been delivered."""
@@ -201,9 +219,12 @@ class MaildirQueue:
                 continue
             try:
                 os.rename(os.path.join(self.cur, name), os.path.join(self.new, base_name(name)))
-                recovered += 1
             except FileNotFoundError:
-                continue
+                continue  # another processor recovered it, or its owner finished
+            recovered += 1
+            # A claim this old means its processor died or hung mid-send.
+            since = f"{now - claimed_at:.0f}s ago" if claimed_at else "at an unknown time"
+            log.warning("recovered stale claim %s, claimed %s", base_name(name), since)
         return recovered
 
     # -- administration -------------------------------------------------
@@ -212,9 +233,11 @@ class MaildirQueue:
         """Put failed messages (all, or *names*) back in the queue, as new.
 
         Returns the names moved. Every name is checked before any is moved:
-        a name not in ``failed/`` raises KeyError, and one that cannot be read
-        raises :class:`CorruptEntry`. Without *names*, unreadable files are
-        left where they are.
+        a name not in ``failed/`` raises
+        :class:`~pyramid_sendmail.exceptions.UnknownEntry`, and one that
+        cannot be read raises
+        :class:`~pyramid_sendmail.exceptions.CorruptEntry`. Without *names*,
+        unreadable files are left where they are.
         """
         every = names is None
         if names is None:
@@ -224,12 +247,15 @@ class MaildirQueue:
         for name in dict.fromkeys(names):
             path = os.path.join(self.failed, name)
             if not is_message_name(name) or not os.path.isfile(path):
-                raise KeyError(name)
+                raise UnknownEntry(name)
             try:
                 envelopes.append((path, parse(name, read_file(path)).envelope))
-            except (OSError, CorruptEntry) as exc:
+            except OSError as exc:
                 if not every:
-                    raise CorruptEntry(f"{name} cannot be read: {exc}") from exc
+                    raise CorruptEntry(str(exc), name) from exc
+            except CorruptEntry:
+                if not every:
+                    raise
         moved: list[str] = []
         try:
             moved.extend(self.prepare(envelope) for _, envelope in envelopes)
@@ -241,19 +267,17 @@ class MaildirQueue:
             unlink_if_present(path)
         return moved
 
-    def status(self, now: float | None = None) -> dict[str, dict[str, Any]]:
+    def status(self, now: float | None = None) -> QueueStatus:
         """Counts and oldest ages of queued, deferred, claimed, failed, stale tmp."""
         now = self.clock() if now is None else now
-        report: dict[str, dict[str, Any]] = {
-            kind: {"count": 0, "oldest": None}
-            for kind in ("queued", "deferred", "claimed", "failed", "stale_tmp")
-        }
+        report: QueueStatus = {kind: {"count": 0, "oldest": None} for kind in STATES}
 
         def count(kind: str, name: str) -> None:
             item = report[kind]
             item["count"] += 1
             age = now - name_time(name)
-            if item["oldest"] is None or age > item["oldest"]:
+            oldest = item["oldest"]
+            if oldest is None or age > oldest:
                 item["oldest"] = age
 
         for name in os.listdir(self.new):
@@ -327,7 +351,7 @@ class MaildirQueue:
     def unreadable(self) -> dict[str, str]:
         """The files of ``failed/`` that could not be read as queued messages,
         each with the reason it was set aside (kept in ``.NAME.error``)."""
-        found = {}
+        found: dict[str, str] = {}
         with os.scandir(self.failed) as entries:
             for entry in entries:
                 name = entry.name[1:].removesuffix(".error")
@@ -342,27 +366,28 @@ class MaildirQueue:
             os.rename(path, os.path.join(self.failed, name))
             with open(os.path.join(self.failed, "." + name + ".error"), "w") as f:
                 f.write(f"corrupt queue file: {reason}\n")
-        except OSError:
-            pass
+        except OSError as exc:
+            # Left in cur/, the claim is retried after the claim timeout.
+            log.error("could not set aside corrupt queue file %s (%s): %s", path, reason, exc)
+            return
+        log.warning("set aside corrupt queue file %s in %s: %s", name, self.failed, reason)
 
 
 def open_queue(path: str, claim_timeout: float = 600.0) -> MaildirQueue:
     """Open (creating it) the queue at *path*, checking it is writable.
 
-    Raises :class:`~pyramid.exceptions.ConfigurationError` naming
-    ``mail.queue_path`` when the folder cannot be used.
+    Raises :class:`~pyramid_sendmail.exceptions.QueueUnavailable` when the
+    folder cannot be used.
     """
-    from pyramid.exceptions import ConfigurationError
-
     if os.path.exists(path) and not os.path.isdir(path):
-        raise ConfigurationError(f"mail.queue_path {path!r} is not a directory")
+        raise QueueUnavailable(path, "is not a directory")
     try:
         queue = MaildirQueue(path, claim_timeout)
     except OSError as exc:
-        raise ConfigurationError(f"mail.queue_path {path!r} cannot be created: {exc}") from exc
+        raise QueueUnavailable(path, f"cannot be created: {exc}") from exc
     for directory in (queue.tmp, queue.new, queue.cur, queue.failed):
         if not os.access(directory, os.W_OK | os.X_OK):
-            raise ConfigurationError(f"mail.queue_path {path!r}: {directory} is not writable")
+            raise QueueUnavailable(path, f"has a folder that is not writable: {directory}")
     return queue
 
 

@@ -14,7 +14,8 @@ import os
 import re
 
 from ..envelope import Envelope
-from .entry import CorruptEntry, QueueEntry
+from ..exceptions import CorruptEntry
+from .entry import QueueEntry
 
 __all__ = [
     "MESSAGE_NAME",
@@ -60,7 +61,7 @@ def parse(name: str, data: bytes) -> QueueEntry:
     while data.startswith(PREFIX, position):
         end = data.find(b"\r\n", position)
         if end < 0:
-            raise CorruptEntry("the envelope is not terminated")
+            raise CorruptEntry("the envelope is not terminated", name)
         line = data[position + len(PREFIX) : end].decode("utf-8", "replace")
         key, _, value = line.partition(": ")
         fields.setdefault(key, []).append(value)
@@ -72,13 +73,13 @@ def parse(name: str, data: bytes) -> QueueEntry:
         attempts = int(fields["Attempts"][0])
         message_id = fields["Id"][0]
     except (KeyError, IndexError, ValueError) as exc:
-        raise CorruptEntry(f"the envelope lacks or garbles {exc}") from None
+        raise CorruptEntry(f"the envelope lacks or garbles {exc}", name) from None
     body = data[position:]
     if not body or not recipients:
-        raise CorruptEntry("the file holds no message or no recipient")
+        raise CorruptEntry("the file holds no message or no recipient", name)
     length = fields.get("Length", [None])[0]
     if length is not None and length != str(len(body)):
-        raise CorruptEntry(f"the message is truncated: {len(body)} of {length} bytes")
+        raise CorruptEntry(f"the message is truncated: {len(body)} of {length} bytes", name)
     envelope = Envelope(sender, recipients, body, message_id)
     error = fields.get("Error", [None])[0]
     return QueueEntry(name, envelope, queued_at, attempts, error)
