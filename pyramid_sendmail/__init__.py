@@ -11,20 +11,26 @@ from .delivery import DirectMailDelivery, QueuedMailDelivery
 from .envelope import Envelope
 from .events import MailDeferred, MailFailed, MailSent
 from .exceptions import (
+    CorruptEntry,
     InvalidMessageError,
     MailDeliveryError,
+    QueueError,
+    QueueUnavailable,
     RelayUnavailable,
     SendmailError,
     TransactionStateError,
+    UnknownEntry,
 )
 from .mailers import ConsoleMailer, FileMailer, SendmailMailer
 from .message import Attachment, Message
+from .queue import MaildirQueue, QueueEntry
 from .results import SendResult
 from .smtp import SMTPMailer
 
 __all__ = [
     "Attachment",
     "ConsoleMailer",
+    "CorruptEntry",
     "DirectMailDelivery",
     "Envelope",
     "FileMailer",
@@ -33,7 +39,11 @@ __all__ = [
     "MailDeliveryError",
     "MailFailed",
     "MailSent",
+    "MaildirQueue",
     "Message",
+    "QueueEntry",
+    "QueueError",
+    "QueueUnavailable",
     "QueuedMailDelivery",
     "RelayUnavailable",
     "RequestMailer",
@@ -42,6 +52,7 @@ __all__ = [
     "SendmailError",
     "SendmailMailer",
     "TransactionStateError",
+    "UnknownEntry",
     "get_mailer",
     "includeme",
 ]

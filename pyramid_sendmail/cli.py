@@ -146,7 +146,7 @@ def _run_once(
     chores = [
         f"{result.counts[k]} {_HOUSEKEEPING_WORDS[k]}" for k in HOUSEKEEPING if result.counts[k]
     ]
-    print("; ".join([summary, *chores]), file=out)
+    print(summary + ("; " + ", ".join(chores) if chores else ""), file=out)
     if result.relay_was_down:
         print("the relay could not be reached; the rest waits for the next run", file=out)
     if result.crashed:

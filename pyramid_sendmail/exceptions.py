@@ -93,8 +93,8 @@ class QueueUnavailable(QueueError):
 class CorruptEntry(QueueError):
     """A queued message that cannot be read (a damaged or foreign file).
 
-    :attr:`name` is the entry's name when it is known; :attr:`reason` says
-    what is wrong with it.
+    ``name`` is the entry's name when it is known; ``reason`` says what is
+    wrong with it.
     """
 
     def __init__(self, reason: str, name: str | None = None) -> None:

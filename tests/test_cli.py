@@ -270,6 +270,25 @@ def test_run_once_drains_the_queue_to_the_relay(psendmail: Psendmail, smtp_serve
     assert psendmail.files("cur") == []
 
 
+def test_run_once_counts_unreadable_files_and_recovered_claims(
+    psendmail: Psendmail, smtp_server: Any
+) -> None:
+    bad = psendmail.queue.add(envelope("bad"))
+    Path(psendmail.queue.new, bad).write_bytes(b"garbage")
+    stale = psendmail.queue.add(envelope("stale"))
+    # Claimed by a processor that died long ago.
+    os.rename(Path(psendmail.queue.new, stale), Path(psendmail.queue.cur, stale))
+
+    code, out = psendmail("--no-app", "run", "--once")
+
+    assert code == 0
+    assert (
+        "1 sent, 0 deferred, 0 failed; 1 unreadable message(s) set aside, "
+        "1 stale claim(s) recovered"
+    ) in out
+    assert psendmail.files("failed") == [bad]
+
+
 def test_run_once_loading_the_app_starts_no_thread_and_leaves_no_trace(
     psendmail: Psendmail, smtp_server: Any
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 from collections.abc import Sequence
@@ -310,6 +311,26 @@ def test_message_older_than_max_age_that_fails_temporarily_goes_to_failed(
     assert entry.envelope.data == mail.data
 
 
+def test_giving_up_at_max_age_logs_a_warning(
+    queue: MaildirQueue,
+    processor_for: Any,
+    smtp_server: Any,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name = queue.add(envelope())
+    smtp_server.faults.mail = "451 4.3.0 Try later"
+    clock.advance(MAX_AGE + 1)
+
+    with caplog.at_level(logging.WARNING, logger="pyramid_sendmail.processor"):
+        processor_for(smtp_server).process_once()
+
+    [record] = [r for r in caplog.records if "giving up" in r.getMessage()]
+    assert record.name == "pyramid_sendmail.processor"
+    assert name in record.getMessage()
+    assert "Try later" in record.getMessage()
+
+
 def test_connection_dropped_mid_data_defers(
     queue: MaildirQueue, processor_for: Any, smtp_server: Any, events: list[Any], clock: Clock
 ) -> None:
@@ -531,6 +552,45 @@ def test_corrupt_file_goes_to_failed_and_the_rest_is_delivered(
     reason = Path(queue.failed, f".{names[1]}.error").read_text()
     assert "corrupt" in reason
     assert listing(queue)["new"] == []
+
+
+def test_corrupt_file_set_aside_is_logged_and_counted_in_the_pass(
+    queue: MaildirQueue, processor_for: Any, smtp_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = [queue.add(envelope(subject=f"message {i}")) for i in range(2)]
+    Path(queue.new, names[1]).write_bytes(b"X-Pyramid-Sendmail-Id: broken")
+    processor = processor_for(smtp_server)
+
+    with caplog.at_level(logging.WARNING, logger="pyramid_sendmail"):
+        processor.process_once()
+
+    assert processor.last_pass["sent"] == 1
+    assert processor.last_pass["set_aside"] == 1
+    [record] = [r for r in caplog.records if r.name == "pyramid_sendmail.queue.maildir"]
+    assert record.levelno == logging.WARNING
+    assert names[1] in record.getMessage()
+    assert "not terminated" in record.getMessage()
+
+
+def test_recovered_stale_claim_is_logged_counted_and_delivered(
+    queue: MaildirQueue,
+    processor_for: Any,
+    smtp_server: Any,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name = queue.add(envelope())
+    queue.claim(name)  # ... and its processor died
+    clock.advance(601)
+    processor = processor_for(smtp_server)
+
+    with caplog.at_level(logging.WARNING, logger="pyramid_sendmail"):
+        processor.process_once()
+
+    assert processor.last_pass["recovered"] == 1
+    assert processor.last_pass["sent"] == 1
+    assert len(smtp_server.messages) == 1
+    assert any(name in r.getMessage() and "stale claim" in r.getMessage() for r in caplog.records)
 
 
 def test_truncated_file_is_never_delivered(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
@@ -15,7 +16,13 @@ from zope.interface.verify import verifyObject
 
 from pyramid_sendmail import Message
 from pyramid_sendmail.envelope import Envelope, prepare
-from pyramid_sendmail.exceptions import QueueUnavailable, SendmailError
+from pyramid_sendmail.exceptions import (
+    CorruptEntry,
+    QueueError,
+    QueueUnavailable,
+    SendmailError,
+    UnknownEntry,
+)
 from pyramid_sendmail.interfaces import IMailQueue
 from pyramid_sendmail.queue import STALE_TMP_AGE, MaildirQueue, open_queue
 
@@ -44,6 +51,13 @@ def folder(queue: MaildirQueue) -> Path:
 
 def test_queue_provides_its_interface(queue: MaildirQueue) -> None:
     assert verifyObject(IMailQueue, queue)
+
+
+def test_interface_declares_what_the_processor_and_psendmail_call() -> None:
+    # verifyObject checks only what is declared: psendmail's status, failed
+    # and retry, and the processor's recover, must be part of the contract.
+    for name in ("claimable", "recover", "status", "list", "unreadable", "retry", "location"):
+        assert name in IMailQueue, name
 
 
 def test_opening_creates_the_maildir_folders_private(folder: Path) -> None:
@@ -366,6 +380,60 @@ def test_corrupt_file_is_moved_to_failed_with_the_reason(queue: MaildirQueue, fo
     reason = (folder / "failed" / f".{bad}.error").read_text()
     assert "corrupt" in reason
     assert queue.status()["failed"]["count"] == 1
+
+
+def test_corrupt_file_set_aside_logs_a_warning_naming_the_file_and_the_reason(
+    queue: MaildirQueue, folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = queue.add(envelope(subject="bad"))
+    (folder / "new" / bad).write_bytes(b"X-Pyramid-Sendmail-Id: broken")
+    seen: list[CorruptEntry] = []
+
+    with caplog.at_level(logging.WARNING, logger="pyramid_sendmail.queue"):
+        assert queue.claim(bad, on_corrupt=seen.append) is None
+
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.name == "pyramid_sendmail.queue.maildir"
+    assert bad in record.getMessage()
+    assert "the envelope is not terminated" in record.getMessage()
+    [corrupt] = seen
+    assert isinstance(corrupt, SendmailError)
+    assert (corrupt.name, corrupt.reason) == (bad, "the envelope is not terminated")
+
+
+def test_recovered_stale_claim_logs_a_warning(
+    queue: MaildirQueue, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = queue.add(envelope())
+    queue.claim(name)  # ... and the processor died
+    clock.advance(601)
+
+    with caplog.at_level(logging.WARNING, logger="pyramid_sendmail.queue"):
+        assert queue.recover() == 1
+
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert name in record.getMessage()
+    assert "601s ago" in record.getMessage()
+
+
+def test_queue_errors_are_sendmail_errors(queue: MaildirQueue, folder: Path) -> None:
+    bad = queue.add(envelope(subject="bad"))
+    (folder / "new" / bad).write_bytes(b"garbage")
+    queue.claim(bad)  # set aside as corrupt
+
+    with pytest.raises(UnknownEntry) as unknown:
+        queue.retry(["no-such-message"])
+    with pytest.raises(CorruptEntry) as corrupt:
+        queue.retry([bad])
+
+    for error in (unknown.value, corrupt.value):
+        assert isinstance(error, QueueError)
+        assert isinstance(error, SendmailError)
+    assert isinstance(unknown.value, KeyError)
+    assert "no-such-message" in str(unknown.value)
+    assert bad in str(corrupt.value)
 
 
 @pytest.mark.parametrize("keep", [0.2, 0.5, 0.9])
