@@ -402,6 +402,24 @@ def test_corrupt_file_set_aside_logs_a_warning_naming_the_file_and_the_reason(
     assert (corrupt.name, corrupt.reason) == (bad, "the envelope is not terminated")
 
 
+def test_corrupt_file_that_cannot_be_set_aside_logs_an_error_and_stays_claimed(
+    queue: MaildirQueue, folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = queue.add(envelope(subject="bad"))
+    (folder / "new" / bad).write_bytes(b"garbage")
+    (folder / "failed").rmdir()  # gone: nowhere to set it aside
+    seen: list[CorruptEntry] = []
+
+    with caplog.at_level(logging.WARNING, logger="pyramid_sendmail.queue"):
+        assert queue.claim(bad, on_corrupt=seen.append) is None
+
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR
+    assert bad in record.getMessage()
+    assert seen == []
+    assert bases(folder / "cur") == [bad]
+
+
 def test_recovered_stale_claim_logs_a_warning(
     queue: MaildirQueue, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:

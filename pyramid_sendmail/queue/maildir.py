@@ -165,8 +165,7 @@ class MaildirQueue:
         else:
             entry.claimed_as = claimed_as
             return entry
-        self._set_aside_corrupt(base, target, corrupt.reason)
-        if on_corrupt is not None:
+        if self._set_aside_corrupt(base, target, corrupt.reason) and on_corrupt is not None:
             on_corrupt(corrupt)
         return None
 
@@ -361,16 +360,20 @@ class MaildirQueue:
                         found[name] = f.read().strip()
         return found
 
-    def _set_aside_corrupt(self, name: str, path: str, reason: str) -> None:
+    def _set_aside_corrupt(self, name: str, path: str, reason: str) -> bool:
+        """Move the unreadable claim *path* to ``failed/`` with *reason*;
+        return whether it is there."""
         try:
-            os.rename(path, os.path.join(self.failed, name))
-            with open(os.path.join(self.failed, "." + name + ".error"), "w") as f:
+            # The reason first: a file in failed/ always has its reason beside it.
+            with open(os.path.join(self.failed, f".{name}.error"), "w") as f:
                 f.write(f"corrupt queue file: {reason}\n")
+            os.rename(path, os.path.join(self.failed, name))
         except OSError as exc:
-            # Left in cur/, the claim is retried after the claim timeout.
+            # Left in cur/, it is claimed and tried again after the claim timeout.
             log.error("could not set aside corrupt queue file %s (%s): %s", path, reason, exc)
-            return
+            return False
         log.warning("set aside corrupt queue file %s in %s: %s", name, self.failed, reason)
+        return True
 
 
 def open_queue(path: str, claim_timeout: float = 600.0) -> MaildirQueue:
