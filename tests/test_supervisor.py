@@ -106,6 +106,28 @@ def test_run_once_with_two_processes_delivers_each_message_once(
     assert queue_files(queue_path) == {"tmp": [], "new": [], "cur": [], "failed": []}
 
 
+def test_run_once_with_two_processes_adds_up_what_they_set_aside_and_recovered(
+    tmp_path: Path, queue_path: Path, recording_server: RecordingServer
+) -> None:
+    config = write_config(tmp_path / "psendmail.ini", queue_path, recording_server.port)
+    expected = queue_numbered(queue_path, 20)
+    names = sorted(os.listdir(queue_path / "new"))
+    (queue_path / "new" / names[0]).write_bytes(b"garbage")
+    # Claimed, without its time, by a processor that died.
+    os.rename(queue_path / "new" / names[1], queue_path / "cur" / names[1])
+    log = tmp_path / "psendmail.stderr"
+
+    process = start_psendmail(config, log, "run", "--once", "--processes", "2")
+
+    assert process.wait(timeout=60) == 0, log.read_text()
+    assert Path(str(log) + ".out").read_text() == (
+        "19 sent, 0 deferred, 0 failed; "
+        "1 unreadable message(s) set aside, 1 stale claim(s) recovered\n"
+    )
+    assert sorted(recording_server.accepted(), key=int) == expected[1:]
+    assert queue_files(queue_path)["failed"] == [f".{names[0]}.error", names[0]]
+
+
 def test_run_once_with_two_processes_and_the_relay_down_keeps_the_mail(
     tmp_path: Path, queue_path: Path, recording_server: RecordingServer
 ) -> None:
