@@ -38,6 +38,10 @@ nitpick_ignore_regex = [
     # Outside this package and not resolvable without intersphinx.
     ("py:class", r"(email|collections\.abc|typing|types|io|ssl|smtplib)\..*"),
     ("py:class", r"(pyramid|transaction|zope\.interface)\..*"),
+    ("py:(class|exc|func|meth|data)", r"(sqlalchemy|sa)\..*"),
+    # Private classes named in signatures, and the entry the queue issue documents.
+    ("py:class", r"pyramid_sendmail\..*\._\w+"),
+    ("py:class", r"pyramid_sendmail\.queue\.entry\..*"),
     ("py:exc", r"(pyramid|transaction)\..*"),
     ("py:func", r"(pyramid|transaction)\..*"),
     ("py:meth", r"(pyramid|transaction)\..*"),

@@ -15,7 +15,7 @@ from .delivery import send_now
 from .envelope import Envelope, prepare
 from .events import EventSink, request_event_sink, thread_event_sink
 from .exceptions import SendmailError
-from .interfaces import IDirectMailDelivery, IMailer, IQueuedMailDelivery
+from .interfaces import IDirectMailDelivery, IMailer, IQueuedMailDelivery, ISQLMailDelivery
 from .message import Message
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ class MailSetup:
     observers: list[Callable[[Any, bool], None]] = field(default_factory=list)
     #: False when the testing include has swapped the mailer.
     start_processor: bool = True
+    #: The SQL queue's ``request -> Session`` (``mail.queue_sql_session``).
+    session_of: Callable[[Any], Any] | None = None
 
 
 class RequestMailer:
@@ -58,10 +60,21 @@ class RequestMailer:
         registry: Any,
         transaction_manager: transaction.TransactionManager | None = None,
         events: EventSink | None = None,
+        session: Any = None,
+        request: Any = None,
     ) -> None:
         self.registry = registry
         self.transaction_manager = transaction_manager or transaction.manager
         self._events = events or thread_event_sink(registry)
+        self._session = session
+        self._request = request
+
+    def _session_for(self, setup: MailSetup) -> Any:
+        """The SQLAlchemy session the SQL queue writes through: the one given,
+        else the request's (``mail.queue_sql_session``, ``request.dbsession``)."""
+        if self._session is None and self._request is not None and setup.session_of:
+            self._session = setup.session_of(self._request)
+        return self._session
 
     @property
     def setup(self) -> MailSetup:
@@ -81,8 +94,7 @@ class RequestMailer:
         """Send *message* if and when the current transaction commits."""
         setup = self.setup
         envelope = self._prepare(setup, message)
-        delivery = setup.delivery
-        message_id = delivery.send(envelope, self.transaction_manager, self._events)
+        message_id = self._deliver(setup, setup.delivery, envelope)
         self._record(setup, message)
         return message_id
 
@@ -90,10 +102,15 @@ class RequestMailer:
         """Queue *message* if and when the current transaction commits."""
         setup = self.setup
         envelope = self._prepare(setup, message)
-        queue = self._queue(setup)
-        message_id = queue.send(envelope, self.transaction_manager, self._events)
+        message_id = self._deliver(setup, self._queue(setup), envelope)
         self._record(setup, message, queued=True)
         return message_id
+
+    def _deliver(self, setup: MailSetup, delivery: Any, envelope: Envelope) -> str:
+        if ISQLMailDelivery.providedBy(delivery):
+            session = self._session_for(setup)
+            return str(delivery.send(envelope, self.transaction_manager, self._events, session))
+        return str(delivery.send(envelope, self.transaction_manager, self._events))
 
     def send_immediately(self, message: MessageLike) -> str:
         """Send *message* now, whatever becomes of the transaction.
@@ -129,27 +146,39 @@ class RequestMailer:
 
     def _queue(self, setup: MailSetup) -> IQueuedMailDelivery:
         if setup.queued_delivery is None:
-            raise SendmailError("queuing mail needs mail.queue_path to be set")
+            raise SendmailError("queuing mail needs mail.queue_path or mail.queue = sql")
         return setup.queued_delivery
 
 
 def request_mailer(request: Any) -> RequestMailer:
     """The ``request.mailer`` property: bound to ``request.tm``."""
     manager = getattr(request, "tm", None)
-    return RequestMailer(request.registry, manager, request_event_sink(request))
+    return RequestMailer(request.registry, manager, request_event_sink(request), request=request)
 
 
-def get_mailer(request_or_registry: Any) -> RequestMailer:
+def get_mailer(
+    request_or_registry: Any,
+    session: Any = None,
+    transaction_manager: transaction.TransactionManager | None = None,
+) -> RequestMailer:
     """Return the mailer of a request, or of a registry outside requests.
 
     With a request that has ``request.mailer`` this is that object. A
     :class:`pyramid.testing.DummyRequest` or a bare registry gets a mailer
-    bound to the request's ``tm`` or to the thread's transaction manager.
+    bound to the request's ``tm`` or to the thread's transaction manager
+    (or *transaction_manager*). With the SQL queue, *session* is the
+    SQLAlchemy session that queued mail is written through (a script's
+    own; a request's is found by itself).
     """
     if hasattr(request_or_registry, "registry"):
         request = request_or_registry
         mailer = getattr(request, "mailer", None)
-        if isinstance(mailer, RequestMailer):
+        if isinstance(mailer, RequestMailer) and session is None and transaction_manager is None:
             return mailer
-        return RequestMailer(request.registry, getattr(request, "tm", None))
-    return RequestMailer(request_or_registry)
+        return RequestMailer(
+            request.registry,
+            transaction_manager or getattr(request, "tm", None),
+            session=session,
+            request=request,
+        )
+    return RequestMailer(request_or_registry, transaction_manager, session=session)

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from pyramid.exceptions import ConfigurationError
 
 from . import processor_thread
+from .cli_sql import open_sql_queue, sql_command
 from .config import build_mailer, open_configured_queue
 from .envelope import prepare
 from .exceptions import CorruptEntry, SendmailError, UnknownEntry
@@ -86,6 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     retry = commands.add_parser("retry", help="put failed mail back in the queue")
     retry.add_argument("ids", nargs="*", help="the failed messages' file names")
     retry.add_argument("--all", action="store_true", help="every failed message")
+    sql = commands.add_parser("sql", help="the SQL queue's tables (mail.queue = sql)")
+    sql.add_argument(
+        "action",
+        choices=["create", "ddl", "check"],
+        help="create: create the missing tables; ddl: print the SQL that creates them; "
+        "check: say what differs from what this version expects",
+    )
+    sql.add_argument(
+        "--dialect", help="for ddl: the database kind (postgresql, sqlite; default: the URL's)"
+    )
     send_test = commands.add_parser("send-test", help="send a test message now")
     send_test.add_argument("address", help="the recipient")
     return parser
@@ -100,9 +111,23 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     command = args.command or "run"
     if command == "send-test":
         return _send_test(values, settings, args.address, out)
-    if not values["queue_path"]:
-        raise ConfigurationError(f"mail.queue_path is not set in {args.config_uri}")
-    queue = open_configured_queue(values["queue_path"], values["claim_timeout"])
+    if command == "sql":
+        return sql_command(values, args.config_uri, args.action, args.dialect, out)
+    queue = _open_queue(values, args.config_uri)
+    try:
+        return _queue_command(command, args, values, settings, queue, out)
+    finally:
+        queue.close()
+
+
+def _queue_command(
+    command: str,
+    args: argparse.Namespace,
+    values: dict[str, Any],
+    settings: Any,
+    queue: IMailQueue,
+    out: TextIO,
+) -> int:
     if command == "status":
         return _status(queue, args.json, out)
     if command == "failed":
@@ -127,12 +152,22 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     return run_forever(make_processor(), values["queue_interval"])
 
 
+def _open_queue(values: dict[str, Any], config_uri: str) -> IMailQueue:
+    if values["queue"] == "sql":
+        queue: IMailQueue = open_sql_queue(values, config_uri)
+        return queue
+    if not values["queue_path"]:
+        raise ConfigurationError(f"mail.queue_path is not set in {config_uri}")
+    return open_configured_queue(values["queue_path"], values["claim_timeout"])
+
+
 def _run_once(
     queue: IMailQueue, make_processor: Callable[[], QueueProcessor], processes: int, out: TextIO
 ) -> int:
     progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     if processes > 1:
-        total = len(queue.claimable()) if progress is not None else 0
+        # Counted, not listed: listing a SQL queue claims.
+        total = queue.status()["queued"]["count"] if progress is not None else 0
         result = drain_in_processes(processes, make_processor, progress, total)
         if result.failed_to_start:
             return START_FAILED

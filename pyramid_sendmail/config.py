@@ -13,7 +13,7 @@ from pyramid.tweens import MAIN
 
 from .api import IMailSetup, MailSetup, request_mailer
 from .delivery import DirectMailDelivery, QueuedMailDelivery
-from .exceptions import QueueUnavailable
+from .exceptions import QueueUnavailable, SendmailError
 from .interfaces import IMailDelivery, IMailer, IMailQueue, IQueuedMailDelivery
 from .mailers import ConsoleMailer, FileMailer, SendmailMailer
 from .settings import parse_settings
@@ -104,8 +104,14 @@ def open_configured_queue(path: str, claim_timeout: float) -> IMailQueue:
 
 def build_setup(values: dict[str, Any], mailer: IMailer) -> MailSetup:
     """Build the deliveries around *mailer* as the parsed *values* say."""
-    queued = None
-    if values["queue_path"]:
+    queued: QueuedMailDelivery | None = None
+    session_of = None
+    if values["queue"] == "sql":
+        from .queue.sql_delivery import SQLMailDelivery
+
+        queued = SQLMailDelivery(build_sql_queue(values))
+        session_of = _resolve_session_of(values["queue_sql_session"])
+    elif values["queue_path"]:
         queue = open_configured_queue(values["queue_path"], values["claim_timeout"])
         queued = QueuedMailDelivery(queue)
     delivery = queued if values["delivery"] == "queued" else DirectMailDelivery(mailer)
@@ -115,7 +121,52 @@ def build_setup(values: dict[str, Any], mailer: IMailer) -> MailSetup:
         queued_delivery=queued,
         default_sender=values["default_sender"],
         redirect_to=values["redirect_to"],
+        session_of=session_of or _dbsession,
     )
+
+
+def build_sql_queue(values: dict[str, Any]) -> Any:
+    """The SQL queue the parsed *values* describe (``mail.queue = sql``)."""
+    try:
+        from .queue.sql import SQLQueue
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"mail.queue = sql needs SQLAlchemy: pip install 'pyramid_sendmail[sql]' ({exc})"
+        ) from exc
+    try:
+        return SQLQueue(
+            values["queue_sql_url"],
+            claim_timeout=values["claim_timeout"],
+            # One claim feeds every worker of a pass a batch.
+            claim_limit=values["batch_size"] * values["queue_workers"],
+        )
+    except Exception as exc:  # a malformed URL, an unknown driver
+        raise ConfigurationError(
+            f"mail.queue_sql_url {values['queue_sql_url']!r} cannot be used: {exc}"
+        ) from exc
+
+
+def _dbsession(request: Any) -> Any:
+    """The Pyramid cookiecutter's ``request.dbsession``."""
+    session = getattr(request, "dbsession", None)
+    if session is None:
+        raise SendmailError(
+            "the SQL mail queue writes through the request's SQLAlchemy session, and "
+            "this request has no request.dbsession: name a callable returning it in "
+            "mail.queue_sql_session"
+        )
+    return session
+
+
+def _resolve_session_of(name: str | None) -> Any:
+    if name is None:
+        return None
+    try:
+        return DottedNameResolver().resolve(name)
+    except (ImportError, ValueError) as exc:
+        raise ConfigurationError(
+            f"mail.queue_sql_session {name!r} cannot be imported: {exc}"
+        ) from exc
 
 
 def register_setup(registry: Any, setup: MailSetup) -> None:

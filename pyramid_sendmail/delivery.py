@@ -98,6 +98,9 @@ class _Savepoint:
 class _Delivery:
     """What both deliveries share: joining the transaction."""
 
+    #: What holds one transaction's messages (a subclass may keep more).
+    data_manager_factory: Callable[..., _MailDataManager] = _MailDataManager
+
     def send(
         self,
         envelope: Envelope,
@@ -125,7 +128,7 @@ class _Delivery:
         else:
             if not joined.aborted:
                 return joined
-        data_manager = _MailDataManager(self, manager)
+        data_manager = self.data_manager_factory(self, manager)
         txn.join(data_manager)
         txn.set_data(self, data_manager)
         self._joined(txn, data_manager)

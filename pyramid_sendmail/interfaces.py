@@ -132,6 +132,20 @@ class IQueuedMailDelivery(IMailDelivery):
         and return its message id."""
 
 
+class ISQLMailDelivery(IQueuedMailDelivery):
+    """A queued delivery that writes through the application's SQLAlchemy
+    session, in its transaction (the SQL queue)."""
+
+    def send(
+        envelope: Envelope,
+        transaction_manager: ITransactionManager | None = None,
+        events: Callable[[IMailEvent], None] | None = None,
+        session: Any = None,
+    ) -> str:
+        """Queue *envelope* through *session* (the application's SQLAlchemy
+        session) if and when the transaction commits."""
+
+
 class IMailQueue(Interface):
     """A durable queue of messages waiting for delivery.
 
@@ -183,6 +197,14 @@ class IMailQueue(Interface):
     def recover(now: float | None = None) -> int:
         """Return claims older than the claim timeout to the queue; return
         how many."""
+
+    def release() -> int:
+        """Give back what :meth:`claimable` claimed and :meth:`claim` has not
+        handed out (a pass that stopped early); return how many."""
+
+    def close() -> None:
+        """Let go of what the queue holds open (files, connections); it may
+        be used again afterwards."""
 
     # -- administration (psendmail) -------------------------------------
 

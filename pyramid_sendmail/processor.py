@@ -118,14 +118,19 @@ class QueueProcessor:
         self.last_pass = Counter(dict.fromkeys(OUTCOMES + HOUSEKEEPING, 0))
         self.last_pass["recovered"] = self.queue.recover(self.clock())
         handled = 0
-        while not self.stopping.is_set():
-            names = self.queue.claimable(self.clock())
-            if not names:
-                break
-            done = self._deliver_all(names, progress, handled)
-            if done == 0 or self._relay_down.is_set():
-                break
-            handled += done
+        try:
+            while not self.stopping.is_set():
+                names = self.queue.claimable(self.clock())
+                if not names:
+                    break
+                done = self._deliver_all(names, progress, handled)
+                if done == 0 or self._relay_down.is_set():
+                    break
+                handled += done
+        finally:
+            # A pass that stopped early gives back what it listed and did
+            # not take (a SQL queue claims when it lists).
+            self.queue.release()
         return handled
 
     @property

@@ -219,7 +219,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "choice",
         "``direct`` or ``queued`` (default: queued when "
-        "``mail.queue_path`` is set, otherwise direct).",
+        "``mail.queue_path`` is set or ``mail.queue = sql``, otherwise direct).",
     ),
     Setting(
         "queue_path",
@@ -227,6 +227,33 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "path",
         "The Maildir queue's folder; created when missing.",
+    ),
+    Setting(
+        "queue",
+        _choice("maildir", "sql"),
+        None,
+        "choice",
+        "Where queued mail waits: ``maildir`` (the folder ``mail.queue_path``; "
+        "the default when it is set) or ``sql`` (tables in the application's "
+        "database, written through its SQLAlchemy session: see :doc:`sql`).",
+    ),
+    Setting(
+        "queue_sql_url",
+        _text,
+        None,
+        "string",
+        "What processors connect to the SQL queue with (default: the "
+        "application's ``sqlalchemy.url``). The application writes through its "
+        "own session.",
+    ),
+    Setting(
+        "queue_sql_session",
+        _text,
+        None,
+        "dotted name",
+        "A callable taking the request and returning the SQLAlchemy session "
+        "that ``request.mailer`` queues mail through (default: "
+        "``request.dbsession``, as in the Pyramid cookiecutter).",
     ),
     Setting(
         "queue_processor",
@@ -325,11 +352,31 @@ def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             values[key] = setting.convert(raw)
         except ValueError as exc:
             raise ConfigurationError(f"{name} must be {exc}, not {raw!r}") from None
-    _check_combinations(values)
+    _check_combinations(values, settings)
     return values
 
 
-def _check_combinations(values: dict[str, Any]) -> None:
+def _check_queue(values: dict[str, Any], settings: Mapping[str, Any]) -> None:
+    if values["queue"] is None:
+        values["queue"] = "maildir" if values["queue_path"] else None
+    if values["queue"] == "sql":
+        if values["queue_path"]:
+            raise ConfigurationError(
+                f"mail.queue = sql and mail.queue_path ({values['queue_path']!r}) are both "
+                "set: choose the SQL queue or the Maildir"
+            )
+        if not values["queue_sql_url"]:
+            values["queue_sql_url"] = _text(settings.get("sqlalchemy.url") or "")
+        if not values["queue_sql_url"]:
+            raise ConfigurationError(
+                "mail.queue = sql needs the database: set mail.queue_sql_url or sqlalchemy.url"
+            )
+    elif values["queue"] == "maildir" and not values["queue_path"]:
+        raise ConfigurationError("mail.queue = maildir needs mail.queue_path")
+
+
+def _check_combinations(values: dict[str, Any], settings: Mapping[str, Any]) -> None:
+    _check_queue(values, settings)
     if values["tls"] and values["ssl"]:
         raise ConfigurationError(
             "mail.tls and mail.ssl are both true: choose STARTTLS (mail.tls) "
@@ -351,7 +398,7 @@ def _check_combinations(values: dict[str, Any]) -> None:
             f"mail.keyfile is set ({values['keyfile']!r}) but mail.certfile is not: "
             "a client certificate needs both"
         )
-    if values["delivery"] == "queued" and not values["queue_path"]:
+    if values["delivery"] == "queued" and not values["queue"]:
         raise ConfigurationError("mail.delivery = queued needs mail.queue_path")
     if values["retry_min"] > values["retry_max"]:
         raise ConfigurationError(
@@ -366,7 +413,7 @@ def _check_combinations(values: dict[str, Any]) -> None:
             f"{CLAIM_TIMEOUTS} times mail.timeout ({values['timeout']})"
         )
     if values["delivery"] is None:
-        values["delivery"] = "queued" if values["queue_path"] else "direct"
+        values["delivery"] = "queued" if values["queue"] else "direct"
 
 
 def _unknown(name: str, key: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from clock import Clock
+from pgserver import PostgreSQLServer, PostgreSQLUnavailable
 from recording_server import RecordingServer
 from smtpserver import Certificates, SMTPTestServer
 
@@ -98,3 +100,45 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+
+
+# -- SQL databases (tests/pgserver.py) ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[PostgreSQLServer]:
+    """A private PostgreSQL cluster for the session, run as a non-root user.
+
+    Skipped where PostgreSQL is not installed, except in CI (``CI`` set),
+    where its absence fails the tests instead.
+    """
+    try:
+        server = PostgreSQLServer()
+    except PostgreSQLUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test against PostgreSQL: {exc}")
+        pytest.skip(str(exc))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def pg_url(postgresql: PostgreSQLServer) -> str:
+    """The URL of a fresh, empty PostgreSQL database."""
+    return postgresql.create_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """The URL of a SQLite database file in tmp_path (created on first use)."""
+    return f"sqlite:///{tmp_path / 'app.sqlite'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database of each supported kind, in turn."""
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    return str(request.getfixturevalue(name))

@@ -226,6 +226,14 @@ class MaildirQueue:
             log.warning("recovered stale claim %s, claimed %s", base_name(name), since)
         return recovered
 
+    def release(self) -> int:
+        """Nothing to give back: :meth:`claimable` only lists."""
+        return 0
+
+    def close(self) -> None:
+        """Close the descriptors kept to sync the folders (reopened when needed)."""
+        _close_all(self._directories)
+
     # -- administration -------------------------------------------------
 
     def retry(self, names: Iterable[str] | None = None) -> list[str]:

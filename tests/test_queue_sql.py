@@ -1,0 +1,399 @@
+"""The SQL queue on real databases: claims, leases, settling, dead letters."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+
+import pytest
+import sqlalchemy as sa
+import transaction
+from clock import Clock
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from zope.interface.verify import verifyObject
+from zope.sqlalchemy import register
+
+from pyramid_sendmail import Message
+from pyramid_sendmail.envelope import Envelope, prepare
+from pyramid_sendmail.exceptions import UnknownEntry
+from pyramid_sendmail.interfaces import IMailQueue
+from pyramid_sendmail.queue import MaildirQueue
+from pyramid_sendmail.queue.sql import QueueDatabaseError, SQLQueue
+from pyramid_sendmail.queue.sql_schema import SCHEMA_VERSION, check, create, ddl, queue_table
+
+
+def envelope(subject: str = "Hello", to: Sequence[str] = ("bob@example.org",)) -> Envelope:
+    return prepare(
+        Message(subject=subject, sender="ann@example.org", recipients=list(to), body="Hi\n")
+    )
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(db_url)
+    with engine.begin() as connection:
+        create(connection)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sql_queue(engine: sa.Engine) -> Iterator[SQLQueue]:
+    queue = SQLQueue(engine.url, claim_timeout=600.0)
+    yield queue
+    queue.close()
+
+
+def write(engine: sa.Engine, queue: SQLQueue, *envelopes: Envelope) -> None:
+    """Write *envelopes* as the application does: its session, its transaction."""
+    manager = transaction.TransactionManager(explicit=True)
+    session = Session(engine)
+    register(session, transaction_manager=manager)
+    with manager:
+        queue.write(session, envelopes)
+        from zope.sqlalchemy import mark_changed
+
+        mark_changed(session, transaction_manager=manager)
+
+
+def rows(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return int(
+            connection.execute(sa.select(sa.func.count()).select_from(queue_table)).scalar_one()
+        )
+
+
+def claim_all(queue: SQLQueue) -> list:
+    return [queue.claim(name) for name in queue.claimable()]
+
+
+# -- schema --------------------------------------------------------------
+
+
+def test_create_is_idempotent_and_check_then_finds_nothing(db_url: str) -> None:
+    engine = sa.create_engine(db_url)
+    with engine.begin() as connection:
+        assert "table mail_queue is missing" in check(connection)
+        assert create(connection) is True
+        assert create(connection) is False
+        assert check(connection) == []
+    engine.dispose()
+
+
+def test_check_names_a_missing_column_and_a_wrong_version(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP INDEX ix_mail_queue_message_id"))
+        connection.execute(sa.text("UPDATE mail_queue_meta SET value = '99'"))
+        problems = check(connection)
+    assert "index ix_mail_queue_message_id is missing" in problems
+    assert f"the schema version is 99, this pyramid_sendmail uses {SCHEMA_VERSION}" in problems
+
+
+@pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()])
+def test_ddl_creates_the_tables_the_index_and_the_version(dialect: sa.Dialect) -> None:
+    text = ddl(dialect)
+    for name in ("mail_queue ", "mail_queue_failed", "mail_queue_meta"):
+        assert f"CREATE TABLE {name}" in text
+    assert "CREATE INDEX ix_mail_queue_due_at_id ON mail_queue (due_at, id)" in text
+    assert "'schema_version'" in text
+
+
+def test_ddl_runs_on_the_database_it_was_made_for(pg_url: str) -> None:
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as connection:
+        for statement in ddl(connection.dialect).split(";\n"):
+            if statement.strip():
+                connection.exec_driver_sql(statement)
+        assert check(connection) == []
+    engine.dispose()
+
+
+def test_check_says_when_the_database_cannot_be_reached(postgresql) -> None:
+    queue = SQLQueue(postgresql.url("postgres").replace(str(postgresql.port), "1"))
+    with pytest.raises(QueueDatabaseError, match="cannot connect to the mail queue's database"):
+        queue.check()
+
+
+# -- writing and claiming ----------------------------------------------------
+
+
+def test_queue_provides_its_interface(sql_queue: SQLQueue) -> None:
+    assert verifyObject(IMailQueue, sql_queue)
+
+
+def test_written_rows_are_claimed_with_their_exact_envelope(
+    engine: sa.Engine, sql_queue: SQLQueue
+) -> None:
+    sent = [envelope("one", ["bob@example.org", "ann@example.com"]), envelope("two")]
+    write(engine, sql_queue, *sent)
+
+    entries = claim_all(sql_queue)
+
+    assert [e.envelope.data for e in entries] == [e.data for e in sent]
+    assert [e.envelope.recipients for e in entries] == [e.recipients for e in sent]
+    assert [e.envelope.message_id for e in entries] == [e.message_id for e in sent]
+    assert all(e.attempts == 0 for e in entries)
+    assert sql_queue.claimable() == []
+
+
+def test_a_large_message_fits(engine: sa.Engine, sql_queue: SQLQueue) -> None:
+    big = Envelope("ann@example.org", ["bob@example.org"], b"x" * (30 * 1024 * 1024), "big@x")
+    write(engine, sql_queue, big)
+
+    (entry,) = claim_all(sql_queue)
+
+    assert entry.envelope.data == big.data
+
+
+def test_add_queues_at_once_in_a_transaction_of_its_own(sql_queue: SQLQueue) -> None:
+    row_id = sql_queue.add(envelope())
+
+    assert sql_queue.claimable() == [row_id]
+
+
+def test_a_claim_is_limited_and_taken_in_queue_order(engine: sa.Engine) -> None:
+    queue = SQLQueue(engine.url, claim_limit=3)
+    write(engine, queue, *(envelope(str(i)) for i in range(5)))
+
+    first, second = queue.claimable(), queue.claimable()
+
+    assert len(first) == 3 and len(second) == 2
+    assert [int(i) for i in first + second] == sorted(int(i) for i in first + second)
+    queue.close()
+
+
+def test_a_row_claimed_by_one_processor_is_not_claimed_by_another(
+    engine: sa.Engine, sql_queue: SQLQueue
+) -> None:
+    write(engine, sql_queue, envelope())
+    other = SQLQueue(engine.url)
+
+    assert len(sql_queue.claimable()) == 1
+    assert other.claimable() == []
+    other.close()
+
+
+def test_concurrent_claims_never_share_a_row(engine: sa.Engine) -> None:
+    seeder = SQLQueue(engine.url)
+    write(engine, seeder, *(envelope(str(i)) for i in range(300)))
+    claimed: list[list[str]] = []
+    queues = [SQLQueue(engine.url, claim_limit=7) for _ in range(4)]
+
+    def drain(queue: SQLQueue) -> None:
+        mine = []
+        while batch := queue.claimable():
+            mine.extend(batch)
+        claimed.append(mine)
+
+    threads = [threading.Thread(target=drain, args=(q,)) for q in queues]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    every = [row for mine in claimed for row in mine]
+    assert len(every) == 300 and len(set(every)) == 300
+    for queue in (*queues, seeder):
+        queue.close()
+
+
+def test_claim_hands_each_entry_out_once(engine: sa.Engine, sql_queue: SQLQueue) -> None:
+    write(engine, sql_queue, envelope())
+    (name,) = sql_queue.claimable()
+
+    assert sql_queue.claim(name) is not None
+    assert sql_queue.claim(name) is None
+
+
+# -- settling ----------------------------------------------------------------
+
+
+def test_complete_deletes_the_row(engine: sa.Engine, sql_queue: SQLQueue) -> None:
+    write(engine, sql_queue, envelope())
+    (entry,) = claim_all(sql_queue)
+
+    sql_queue.complete(entry)
+
+    assert rows(engine) == 0
+
+
+def test_defer_keeps_the_pending_recipients_until_due(engine: sa.Engine) -> None:
+    clock = Clock()
+    queue = SQLQueue(engine.url, clock=clock)
+    write(engine, queue, envelope(to=["a@example.org", "b@example.org"]))
+    (entry,) = claim_all(queue)
+    entry.envelope = entry.envelope.with_recipients(["b@example.org"])
+
+    queue.defer(entry, clock.now + 300, "451 try later")
+
+    assert queue.claimable() == []
+    assert queue.status()["deferred"]["count"] == 1
+    clock.advance(301)
+    (again,) = claim_all(queue)
+    assert again.envelope.recipients == ("b@example.org",)
+    assert (again.attempts, again.error) == (1, "451 try later")
+    queue.close()
+
+
+def test_fail_moves_the_row_to_the_dead_letters_and_retry_brings_it_back(
+    engine: sa.Engine, sql_queue: SQLQueue
+) -> None:
+    write(engine, sql_queue, envelope())
+    (entry,) = claim_all(sql_queue)
+
+    failed_id = sql_queue.fail(entry, "550 no such user")
+
+    assert rows(engine) == 0
+    (dead,) = sql_queue.list("failed")
+    assert (dead.name, dead.error, dead.envelope.data) == (
+        failed_id,
+        "550 no such user",
+        entry.envelope.data,
+    )
+    assert sql_queue.status()["failed"]["count"] == 1
+    (moved,) = sql_queue.retry([failed_id])
+    assert sql_queue.list("failed") == []
+    (back,) = claim_all(sql_queue)
+    assert back.name == moved and back.envelope.data == entry.envelope.data
+
+
+def test_fail_keeping_the_claim_leaves_the_row_for_its_other_recipients(
+    engine: sa.Engine, sql_queue: SQLQueue
+) -> None:
+    write(engine, sql_queue, envelope(to=["a@example.org", "b@example.org"]))
+    (entry,) = claim_all(sql_queue)
+    from dataclasses import replace
+
+    sql_queue.fail(
+        replace(entry, envelope=entry.envelope.with_recipients(["a@example.org"])),
+        "550 a",
+        keep_claim=True,
+    )
+    entry.envelope = entry.envelope.with_recipients(["b@example.org"])
+    sql_queue.defer(entry, 0.0, "451 b")
+
+    (dead,) = sql_queue.list("failed")
+    assert dead.envelope.recipients == ("a@example.org",)
+    (queued,) = sql_queue.list("new")
+    assert queued.envelope.recipients == ("b@example.org",)
+
+
+def test_retry_of_an_unknown_id_moves_nothing(engine: sa.Engine, sql_queue: SQLQueue) -> None:
+    write(engine, sql_queue, envelope())
+    (entry,) = claim_all(sql_queue)
+    failed_id = sql_queue.fail(entry, "550")
+
+    with pytest.raises(UnknownEntry):
+        sql_queue.retry([failed_id, "999999"])
+    assert len(sql_queue.list("failed")) == 1
+    assert sql_queue.retry(None) != []
+
+
+# -- leases ------------------------------------------------------------------
+
+
+def test_an_expired_lease_makes_the_row_claimable_again(engine: sa.Engine) -> None:
+    clock = Clock()
+    dead = SQLQueue(engine.url, claim_timeout=600.0, clock=clock)
+    live = SQLQueue(engine.url, claim_timeout=600.0, clock=clock)
+    write(engine, dead, envelope())
+    assert len(dead.claimable()) == 1
+
+    clock.advance(599)
+    assert live.claimable() == []
+    clock.advance(2)
+    assert len(live.claimable()) == 1
+    dead.close()
+    live.close()
+
+
+def test_a_lost_lease_is_logged_and_the_new_claim_left_alone(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    slow = SQLQueue(engine.url, claim_timeout=600.0, clock=clock)
+    other = SQLQueue(engine.url, claim_timeout=600.0, clock=clock)
+    write(engine, slow, envelope())
+    (late,) = claim_all(slow)
+    clock.advance(601)
+    (taken,) = claim_all(other)
+
+    with caplog.at_level(logging.WARNING):
+        slow.complete(late)
+
+    assert "was lost" in caplog.text
+    assert rows(engine) == 1
+    other.complete(taken)
+    assert rows(engine) == 0
+    slow.close()
+    other.close()
+
+
+def test_renewal_keeps_the_rows_in_hand(engine: sa.Engine) -> None:
+    clock = Clock()
+    holder = SQLQueue(engine.url, claim_timeout=600.0, clock=clock)
+    other = SQLQueue(engine.url, claim_timeout=600.0, clock=clock)
+    write(engine, holder, envelope(), envelope())
+    entries = claim_all(holder)
+    holder.complete(entries[0])
+
+    clock.advance(500)
+    assert holder.renew() == 1
+    clock.advance(500)
+
+    assert other.claimable() == []
+    holder.close()
+    other.close()
+
+
+def test_release_gives_back_what_the_processor_did_not_take(engine: sa.Engine) -> None:
+    holder = SQLQueue(engine.url)
+    write(engine, holder, envelope(), envelope())
+    first, _second = holder.claimable()
+    holder.claim(first)
+
+    assert holder.release() == 1
+    other = SQLQueue(engine.url)
+    assert len(other.claimable()) == 1
+    holder.close()
+    other.close()
+
+
+def test_an_expired_message_goes_to_the_dead_letters_unsent(engine: sa.Engine) -> None:
+    clock = Clock()
+    queue = SQLQueue(engine.url, clock=clock)
+    write(engine, queue, envelope())
+    with engine.begin() as connection:
+        connection.execute(queue_table.update().values(expires_at=clock.now - 1))
+
+    assert queue.claimable() == []
+    (dead,) = queue.list("failed")
+    assert dead.error == "expired"
+    queue.close()
+
+
+# -- status --------------------------------------------------------------------
+
+
+def test_status_has_the_maildir_shape(engine: sa.Engine, tmp_path) -> None:
+    clock = Clock()
+    queue = SQLQueue(engine.url, clock=clock)
+    write(engine, queue, envelope(), envelope(), envelope())
+    clock.advance(10)
+    first, second, _third = claim_all(queue)
+    queue.defer(second, clock.now + 60, "451")
+    queue.fail(first, "550")
+    clock.advance(5)
+    assert queue.claimable() == []
+
+    report = queue.status()
+
+    maildir = MaildirQueue(str(tmp_path / "maildir")).status()
+    assert report.keys() == maildir.keys()
+    assert {k: v["count"] for k, v in report.items()} == {
+        "queued": 0, "deferred": 1, "claimed": 1, "failed": 1, "stale_tmp": 0,
+    }  # fmt: skip
+    assert report["claimed"]["oldest"] == pytest.approx(15, abs=0.01)
+    queue.close()
