@@ -177,12 +177,13 @@ def _ini_settings(block: Block, here: Path) -> list[dict[str, str]]:
     )
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read_string(text, source=str(block))
-    # Interpolate only the mail.* keys: a systemd unit has its own "%i".
+    # Interpolate only the mail.* keys (and the database that mail.queue =
+    # sql reads): a systemd unit has its own "%i".
     return [
         {
             key: parser.get(name, key)
             for key, _ in parser.items(name, raw=True)
-            if key.startswith("mail.")
+            if key.startswith("mail.") or key == "sqlalchemy.url"
         }
         for name in parser.sections()
     ]
@@ -193,7 +194,7 @@ def test_ini_sample_has_valid_mail_settings(block: Block, tmp_path: Path) -> Non
     for section in _ini_settings(block, tmp_path):
         mail = {k: v for k, v in section.items() if k.startswith("mail.")}
         if mail:
-            parse_settings(mail)
+            parse_settings(section)
 
 
 def _psendmail_lines(block: Block) -> list[list[str]]:
