@@ -21,11 +21,10 @@ from .exceptions import (
     TransactionStateError,
     UnknownEntry,
 )
-from .mailers import ConsoleMailer, FileMailer, SendmailMailer
+from .mailers import ConsoleMailer, FileMailer, SendmailMailer, SMTPMailer
 from .message import Attachment, Message
 from .queue import MaildirQueue, QueueEntry
-from .results import SendResult
-from .smtp import SMTPMailer
+from .results import SendResult, SMTPReply
 
 __all__ = [
     "Attachment",
@@ -48,6 +47,7 @@ __all__ = [
     "RelayUnavailable",
     "RequestMailer",
     "SMTPMailer",
+    "SMTPReply",
     "SendResult",
     "SendmailError",
     "SendmailMailer",

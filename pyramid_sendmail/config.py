@@ -15,9 +15,8 @@ from .api import IMailSetup, MailSetup, request_mailer
 from .delivery import DirectMailDelivery, QueuedMailDelivery
 from .exceptions import QueueUnavailable, SendmailError
 from .interfaces import IMailDelivery, IMailer, IMailQueue, IQueuedMailDelivery
-from .mailers import ConsoleMailer, FileMailer, SendmailMailer
+from .mailers import ConsoleMailer, FileMailer, SendmailMailer, SMTPMailer
 from .settings import parse_settings
-from .smtp import SMTPMailer
 
 __all__ = ["build_mailer", "build_setup", "includeme", "open_configured_queue", "register_setup"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import transaction
@@ -19,6 +19,8 @@ from .envelope import Envelope
 from .events import EventSink, MailFailed, MailSent
 from .exceptions import MailDeliveryError, TransactionStateError
 from .interfaces import IDirectMailDelivery, IMailer, IMailQueue, IQueuedMailDelivery
+from .mailers.session import MailSession, Session
+from .results import SendResult
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +170,8 @@ class DirectMailDelivery(_Delivery):
             return
         # The transaction swallows what an after-commit hook raises, logging
         # it without the message ids: keep every failure here, per message.
-        context: Any = None
+        context: MailSession | None = None
+        session: MailSession
         try:
             context = self.mailer.session()
             session = context.__enter__()
@@ -185,17 +188,19 @@ class DirectMailDelivery(_Delivery):
                     log.exception("closing the mailer session after sending failed")
 
 
-class _BrokenSession:
+class _BrokenSession(Session):
     """Stands in for a session the mailer could not open."""
 
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def send(self, sender: str, recipients: Any, message: bytes) -> Any:
+    def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
         raise self.error
 
 
-def deliver_now(session: Any, envelope: Envelope, events: EventSink) -> BaseException | None:
+def deliver_now(
+    session: MailSession, envelope: Envelope, events: EventSink
+) -> BaseException | None:
     """Send *envelope* through *session*, log it, announce the outcome.
 
     Never raises: returns the error when no recipient accepted the message,
@@ -216,9 +221,10 @@ def deliver_now(session: Any, envelope: Envelope, events: EventSink) -> BaseExce
     if result.refused:
         # Direct delivery does not retry: even a 4xx refusal is final here,
         # but the error still says whether a later attempt could succeed.
-        temporary = any(code < 500 for code, _ in result.refused.values())
         error = MailDeliveryError(
-            "some recipients were refused", temporary=temporary, refused=result.refused
+            "some recipients were refused",
+            temporary=any(reply.temporary for reply in result.refused.values()),
+            refused=result.refused,
         )
         events(MailFailed(envelope, error, list(result.refused)))
     return None

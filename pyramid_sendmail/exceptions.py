@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .results import ReplyLike, SMTPReply, replies
+
 __all__ = [
     "CorruptEntry",
     "InvalidMessageError",
@@ -43,9 +45,11 @@ class MailDeliveryError(SendmailError):
 
     :attr:`temporary` is true for failures worth retrying (a 4xx reply, a
     timeout, a refused or dropped connection, a rejected login) and false for
-    permanent ones (a 5xx reply). :attr:`refused` maps each refused recipient
-    to its ``(code, reply)``; :attr:`accepted` lists the recipients that did
-    take the message before the failure.
+    permanent ones (a 5xx reply): for a reply, :attr:`SMTPReply.temporary
+    <pyramid_sendmail.SMTPReply.temporary>` decides. :attr:`refused` maps each
+    refused recipient to its :class:`~pyramid_sendmail.SMTPReply`;
+    :attr:`accepted` lists the recipients that did take the message before
+    the failure.
     """
 
     def __init__(
@@ -54,13 +58,13 @@ class MailDeliveryError(SendmailError):
         *,
         temporary: bool,
         code: int | None = None,
-        refused: Mapping[str, tuple[int, bytes | str]] | None = None,
+        refused: Mapping[str, ReplyLike] | None = None,
         accepted: tuple[str, ...] = (),
     ) -> None:
         self.reason = reason
         self.temporary = temporary
         self.code = code
-        self.refused = dict(refused or {})
+        self.refused: dict[str, SMTPReply] = replies(refused)
         self.accepted = tuple(accepted)
         super().__init__(reason)
 

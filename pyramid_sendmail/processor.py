@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +17,7 @@ from .events import MailDeferred, MailFailed, MailSent, notify_with_registry
 from .exceptions import CorruptEntry, MailDeliveryError, RelayUnavailable
 from .interfaces import IMailer, IMailEvent, IMailQueue, IMailQueueProcessor
 from .queue.entry import QueueEntry
-from .results import SendResult
+from .results import SMTPReply
 
 __all__ = [
     "HOUSEKEEPING",
@@ -26,7 +26,6 @@ __all__ = [
     "PROBE_SECONDS",
     "WAITING_SHARE",
     "QueueProcessor",
-    "send_each",
 ]
 
 log = logging.getLogger(__name__)
@@ -200,7 +199,7 @@ class QueueProcessor:
                     probe.sent_one()
 
             with self.mailer.session() as session:
-                send_each(session, batch(), report)
+                session.send_many(batch(), report)
             if taken < self.batch_size:
                 return
 
@@ -240,7 +239,7 @@ class QueueProcessor:
         self,
         entry: QueueEntry,
         error: MailDeliveryError,
-        refused: dict[str, Any],
+        refused: Mapping[str, SMTPReply | None],
     ) -> None:
         """Defer the temporarily refused recipients and fail the rest."""
         temporary = [r for r, reply in refused.items() if _is_temporary(reply, error)]
@@ -292,52 +291,20 @@ class QueueProcessor:
             notify_with_registry(self.registry, event)
 
 
-def send_each(
-    session: Any,
-    items: Iterable[tuple[Any, str, Any, bytes]],
-    report: Callable[[Any, SendResult | MailDeliveryError], None],
-) -> None:
-    """Send *items* through *session*, pipelined when it can (``send_many``).
-
-    Any mailer works: one without ``send_many`` sends one at a time, and an
-    unexpected error from it counts as a temporary failure.
-    """
-    send_many = getattr(session, "send_many", None)
-    if send_many is not None:
-        send_many(items, report)
-        return
-    for token, sender, recipients, message in items:
-        outcome: SendResult | MailDeliveryError
-        try:
-            outcome = session.send(sender, recipients, message)
-        except MailDeliveryError as exc:
-            outcome = exc
-        except Exception as exc:
-            log.exception("the mailer raised an unexpected error")
-            outcome = MailDeliveryError(f"the mailer failed: {exc!r}", temporary=True)
-        report(token, outcome)
+def _is_temporary(reply: SMTPReply | None, error: MailDeliveryError) -> bool:
+    """A recipient's own reply decides; one without a reply shares the error's fate."""
+    return reply.temporary if reply is not None else error.temporary
 
 
-def _is_reply(reply: Any) -> bool:
-    return isinstance(reply, tuple) and len(reply) == 2 and isinstance(reply[0], int)
-
-
-def _is_temporary(reply: Any, error: MailDeliveryError) -> bool:
-    if _is_reply(reply):
-        return not 500 <= reply[0] < 600
-    return error.temporary
-
-
-def _error_text(error: MailDeliveryError, recipients: list[str], refused: dict[str, Any]) -> str:
+def _error_text(
+    error: MailDeliveryError, recipients: list[str], refused: Mapping[str, SMTPReply | None]
+) -> str:
     """What the queue file keeps: the server's own words for each recipient."""
     replies = []
     for recipient in recipients:
-        reply: Any = refused.get(recipient)
-        if _is_reply(reply):
-            code, text = reply
-            if isinstance(text, bytes):
-                text = text.decode("utf-8", "replace")
-            replies.append(f"{recipient}: {code} {text}")
+        reply = refused.get(recipient)
+        if reply is not None:
+            replies.append(f"{recipient}: {reply}")
     if not replies:
         return str(error)
     return "refused: " + "; ".join(replies)

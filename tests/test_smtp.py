@@ -11,10 +11,10 @@ import pytest
 from smtpserver import Faults
 from zope.interface.verify import verifyObject
 
+from pyramid_sendmail import SMTPMailer
 from pyramid_sendmail.exceptions import MailDeliveryError, RelayUnavailable
 from pyramid_sendmail.interfaces import ISMTPMailer
 from pyramid_sendmail.results import SendResult
-from pyramid_sendmail.smtp import SMTPMailer
 
 SENDER = "ann@example.org"
 BOB = "bob@example.org"

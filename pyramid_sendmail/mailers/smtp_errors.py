@@ -1,30 +1,33 @@
-"""Classify SMTP and network failures as temporary or permanent."""
+"""Turn SMTP replies and network failures into classified delivery errors.
+
+Whether a reply is temporary is :attr:`SMTPReply.temporary
+<pyramid_sendmail.SMTPReply.temporary>`'s decision alone; this module only
+says which failures have no reply, and what those mean.
+"""
 
 from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Mapping
 
-from .exceptions import MailDeliveryError
+from ..exceptions import MailDeliveryError
+from ..results import SMTPReply
 
-
-def reply_text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+__all__ = ["classify", "reply_error", "timed_out"]
 
 
 def reply_error(
-    code: int,
-    reply: bytes | str,
+    reply: SMTPReply,
     what: str,
-    refused: dict[str, tuple[int, bytes]] | None = None,
+    refused: Mapping[str, SMTPReply] | None = None,
     accepted: tuple[str, ...] = (),
 ) -> MailDeliveryError:
-    """Build the error for an SMTP reply: 4xx is temporary, 5xx permanent."""
-    text = reply_text(reply)
+    """The error for a refusing *reply* to *what* the client was doing."""
     return MailDeliveryError(
-        f"{what}: {code} {text}",
-        temporary=not 500 <= code < 600,
-        code=code,
+        f"{what}: {reply}",
+        temporary=reply.temporary,
+        code=reply.code,
         refused=refused,
         accepted=accepted,
     )
@@ -32,14 +35,14 @@ def reply_error(
 
 def classify(exc: BaseException, doing: str) -> MailDeliveryError:
     """Turn a library or socket error into a classified MailDeliveryError."""
-    if isinstance(exc, smtplib.SMTPResponseException) and not isinstance(
-        exc, smtplib.SMTPAuthenticationError
-    ):
-        return reply_error(exc.smtp_code, exc.smtp_error, doing)
     if isinstance(exc, smtplib.SMTPAuthenticationError):
+        # Even a 535 is temporary: the credentials are the application's
+        # settings, not the message's fault, and they can be fixed.
         return MailDeliveryError(
             f"authentication failed: {exc.smtp_code}", temporary=True, code=exc.smtp_code
         )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return reply_error(SMTPReply.of((exc.smtp_code, exc.smtp_error)), doing)
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return MailDeliveryError(f"{doing}: {exc}", temporary=False)
     if isinstance(exc, ssl.SSLError):
@@ -52,6 +55,7 @@ def classify(exc: BaseException, doing: str) -> MailDeliveryError:
 
 
 def timed_out(exc: BaseException) -> bool:
+    """Whether *exc* means the server did not answer in time."""
     # smtplib reports a timeout while reading a reply as a disconnection,
     # raised while handling the socket's TimeoutError.
     return isinstance(exc, TimeoutError) or (

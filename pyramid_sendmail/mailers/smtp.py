@@ -13,12 +13,16 @@ from typing import Any
 
 from zope.interface import implementer
 
-from .exceptions import MailDeliveryError, RelayUnavailable
-from .interfaces import ISMTPMailer
-from .results import SendResult
+from ..exceptions import MailDeliveryError, RelayUnavailable
+from ..interfaces import ISMTPMailer
+from ..results import SendResult
 from .smtp_errors import classify
 from .smtp_session import SMTPSession, close_quietly
 
+__all__ = ["SMTPFactory", "SMTPMailer"]
+
+#: Builds the connection instead of :class:`smtplib.SMTP` (a test seam):
+#: called with the host, the port and smtplib's keyword arguments.
 SMTPFactory = Callable[..., smtplib.SMTP]
 
 

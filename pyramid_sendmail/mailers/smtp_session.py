@@ -5,19 +5,33 @@ from __future__ import annotations
 
 import contextlib
 import smtplib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-from .exceptions import MailDeliveryError
-from .mailers import Session
-from .results import SendResult
-from .smtp_errors import classify, reply_error, reply_text, timed_out
+from ..exceptions import MailDeliveryError
+from ..results import SendResult, SMTPReply
+from .session import Outcome, Report, Session
+from .smtp_errors import classify, reply_error, timed_out
 
-if TYPE_CHECKING:
-    from .smtp import SMTPMailer
+__all__ = ["Relay", "SMTPSession", "close_quietly"]
 
 T = TypeVar("T")
+
+
+class Relay(Protocol):
+    """What a session needs of its mailer (an
+    :class:`~pyramid_sendmail.SMTPMailer`): where the relay is, whether to
+    pipeline, and a way to open a ready connection."""
+
+    host: str
+    port: int
+    pipelining: bool
+
+    def connect(self) -> smtplib.SMTP:
+        """Open, secure and authenticate a connection, or raise a
+        :class:`~pyramid_sendmail.RelayUnavailable`."""
+        ...
 
 
 class SMTPSession(Session):
@@ -28,7 +42,7 @@ class SMTPSession(Session):
     ends it with QUIT.
     """
 
-    def __init__(self, mailer: SMTPMailer) -> None:
+    def __init__(self, mailer: Relay) -> None:
         self.mailer = mailer
         self._conn: smtplib.SMTP | None = None
 
@@ -82,7 +96,7 @@ class SMTPSession(Session):
     def send_many(
         self,
         items: Iterable[tuple[T, str, Sequence[str], bytes]],
-        report: Callable[[T, SendResult | MailDeliveryError], None],
+        report: Report[T],
     ) -> None:
         """Send ``(token, sender, recipients, message)`` items back to back.
 
@@ -108,13 +122,13 @@ class SMTPSession(Session):
             except MailDeliveryError as exc:
                 report(token, exc)
                 continue
-            previous: SendResult | MailDeliveryError | None = None
+            previous: Outcome | None = None
             try:
                 head = _dot_stuff(ready.message) if ready is not None else b""
                 conn.send(head + b"".join(commands) + b"DATA\r\n")
                 if ready is not None:
                     previous = _final_outcome(conn, ready.accepted, ready.refused)
-                replies = [conn.getreply() for _ in range(len(commands) + 1)]
+                replies = [_reply(conn) for _ in range(len(commands) + 1)]
             except Exception as exc:
                 self._abandon()
                 error = classify(exc, "sending")
@@ -145,9 +159,7 @@ class SMTPSession(Session):
                 outcome = classify(exc, "sending")
             report(ready.token, outcome)
 
-    def _outcome(
-        self, sender: str, recipients: Sequence[str], message: bytes
-    ) -> SendResult | MailDeliveryError:
+    def _outcome(self, sender: str, recipients: Sequence[str], message: bytes) -> Outcome:
         try:
             return self.send(sender, recipients, message)
         except MailDeliveryError as exc:
@@ -177,7 +189,7 @@ def _envelope_commands(
     sender: str,
     recipients: Sequence[str],
     message: bytes,
-    mailer: SMTPMailer,
+    mailer: Relay,
 ) -> list[bytes]:
     options = _mail_options(conn, sender, recipients, message, mailer)
     return [
@@ -188,54 +200,58 @@ def _envelope_commands(
 
 def _check_envelope(
     conn: smtplib.SMTP,
-    replies: list[tuple[int, bytes]],
+    replies: list[SMTPReply],
     recipients: Sequence[str],
     sent: int,
-) -> tuple[tuple[str, ...], dict[str, tuple[int, bytes]]]:
+) -> tuple[tuple[str, ...], dict[str, SMTPReply]]:
     """Read the envelope's replies; raise unless DATA may follow.
 
     Returns the accepted recipients and the refused ones with their replies.
     """
-    mail_code, mail_reply = replies[0]
-    if mail_code != 250:
+    if replies[0].code != 250:
         _reset(conn, replies, sent)
-        raise reply_error(mail_code, mail_reply, "MAIL FROM refused")
+        raise reply_error(replies[0], "MAIL FROM refused")
     refused = {
         r: reply
         for r, reply in zip(recipients, replies[1:sent], strict=True)
-        if reply[0] not in (250, 251)
+        if reply.code not in (250, 251)
     }
     accepted = tuple(r for r in recipients if r not in refused)
     if not accepted:
         _reset(conn, replies, sent)
-        temporary = any(400 <= code < 500 for code, _ in refused.values())
-        code, text = next(iter(refused.values()))
+        first = next(iter(refused.values()))
+        # Worth trying again if any one recipient may take it later.
         raise MailDeliveryError(
-            f"every recipient was refused (first: {code} {reply_text(text)})",
-            temporary=temporary,
-            code=code,
+            f"every recipient was refused (first: {first})",
+            temporary=any(reply.temporary for reply in refused.values()),
+            code=first.code,
             refused=refused,
         )
     if len(replies) > sent:
-        data_code, data_reply = replies[-1]
+        data = replies[-1]
     else:
         conn.putcmd("data")
-        data_code, data_reply = conn.getreply()
-    if data_code != 354:
+        data = _reply(conn)
+    if data.code != 354:
         _reset(conn, [], 0)
-        raise reply_error(data_code, data_reply, "DATA refused", refused)
+        raise reply_error(data, "DATA refused", refused)
     return accepted, refused
 
 
 def _final_outcome(
-    conn: smtplib.SMTP, accepted: tuple[str, ...], refused: dict[str, tuple[int, bytes]]
-) -> SendResult | MailDeliveryError:
+    conn: smtplib.SMTP, accepted: tuple[str, ...], refused: dict[str, SMTPReply]
+) -> Outcome:
     """Read the reply to a message's data."""
-    code, reply = conn.getreply()
-    if code != 250:
+    reply = _reply(conn)
+    if reply.code != 250:
         # Recipients accepted at RCPT did not get the message either.
-        return reply_error(code, reply, "message refused", refused)
+        return reply_error(reply, "message refused", refused)
     return SendResult(accepted=accepted, refused=refused)
+
+
+def _reply(conn: smtplib.SMTP) -> SMTPReply:
+    code, message = conn.getreply()
+    return SMTPReply(code, message)
 
 
 @dataclass
@@ -244,7 +260,7 @@ class _Ready(Generic[T]):
 
     token: T
     accepted: tuple[str, ...]
-    refused: dict[str, tuple[int, bytes]]
+    refused: dict[str, SMTPReply]
     message: bytes
 
 
@@ -257,7 +273,7 @@ def _mail_options(
     sender: str,
     recipients: Sequence[str],
     message: bytes,
-    mailer: SMTPMailer,
+    mailer: Relay,
 ) -> list[str]:
     # Raw UTF-8 in the header block means an address there is not ASCII
     # (a Reply-To, say), which only SMTPUTF8 may carry.
@@ -281,36 +297,36 @@ def _command(verb: str, address: str, options: list[str]) -> bytes:
     return line.encode("utf-8")
 
 
-def _pipeline(conn: smtplib.SMTP, commands: list[bytes]) -> list[tuple[int, bytes]]:
+def _pipeline(conn: smtplib.SMTP, commands: list[bytes]) -> list[SMTPReply]:
     """Send every command at once (RFC 2920) and read the replies in order."""
     try:
         conn.send(b"".join(commands))
-        first = conn.getreply()
+        first = _reply(conn)
     except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
         if timed_out(exc):
             raise
         raise _StaleConnection() from exc
-    return [first] + [conn.getreply() for _ in commands[1:]]
+    return [first] + [_reply(conn) for _ in commands[1:]]
 
 
-def _lockstep(conn: smtplib.SMTP, commands: list[bytes]) -> list[tuple[int, bytes]]:
+def _lockstep(conn: smtplib.SMTP, commands: list[bytes]) -> list[SMTPReply]:
     replies = []
     for index, command in enumerate(commands):
         try:
             conn.send(command)
-            replies.append(conn.getreply())
+            replies.append(_reply(conn))
         except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
             if index == 0 and not timed_out(exc):
                 raise _StaleConnection() from exc
             raise
-        if index == 0 and replies[0][0] != 250:
+        if index == 0 and replies[0].code != 250:
             break
     return replies
 
 
-def _reset(conn: smtplib.SMTP, replies: list[tuple[int, bytes]], sent: int) -> None:
+def _reset(conn: smtplib.SMTP, replies: list[SMTPReply], sent: int) -> None:
     """Leave the connection ready for the next message."""
-    if len(replies) > sent and replies[-1][0] == 354:
+    if len(replies) > sent and replies[-1].code == 354:
         # DATA was accepted in a pipeline though no recipient was: an empty
         # message ends it, and a conforming server then refuses that message.
         conn.send(b".\r\n")
@@ -330,5 +346,6 @@ def _dot_stuff(message: bytes) -> bytes:
 
 
 def close_quietly(conn: smtplib.SMTP) -> None:
+    """Close *conn* without a word to the server, ignoring any error."""
     with contextlib.suppress(Exception):
         conn.close()
