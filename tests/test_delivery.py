@@ -432,6 +432,20 @@ def test_partial_refusal_announces_sent_and_failed_recipients(tm):
     assert failed.error.temporary is False
 
 
+@pytest.mark.parametrize(
+    ("code", "temporary"), [(450, True), (550, False), (600, True), (-1, True)]
+)
+def test_partial_refusal_is_temporary_unless_the_reply_is_5xx(tm, code, temporary):
+    result = SendResult(accepted=("bob@example.org",), refused={"cy@example.org": (code, b"x")})
+    delivery = DirectMailDelivery(ScriptedMailer(result=result))
+    events: list[Any] = []
+    tm.begin()
+    delivery.send(envelope(to=["bob@example.org", "cy@example.org"]), tm, events.append)
+    tm.commit()
+    _, failed = events
+    assert failed.error.temporary is temporary
+
+
 # --- where send() cannot join ----------------------------------------------
 
 

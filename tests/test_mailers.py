@@ -1,10 +1,12 @@
-"""SendmailMailer (against a real executable), FileMailer and ConsoleMailer."""
+"""SendmailMailer (against a real executable), FileMailer, ConsoleMailer, and the
+one-shot session every mailer without a connection returns."""
 
 from __future__ import annotations
 
 import email
 import io
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -239,3 +241,32 @@ def test_each_mailer_sends_through_a_session(tmp_path, fake_sendmail):
         with mailer.session() as session:
             assert isinstance(session, OneShotSession)
             assert session.send(SENDER, [BOB], MESSAGE).accepted == (BOB,)
+
+
+def test_one_shot_session_reports_each_outcome_and_a_bug_as_temporary(tmp_path, caplog):
+    files = FileMailer(str(tmp_path / "files"))
+
+    class Flaky:
+        """Sends like the file mailer, but the second message hits a bug."""
+
+        calls = 0
+
+        def send(self, sender, recipients, message):
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("a bug in the application's mailer")
+            return files.send(sender, recipients, message)
+
+    outcomes = []
+    items = [(n, SENDER, [BOB], MESSAGE) for n in range(3)]
+    with caplog.at_level(logging.ERROR), OneShotSession(Flaky()) as session:
+        session.send_many(items, lambda token, outcome: outcomes.append((token, outcome)))
+
+    assert [token for token, _ in outcomes] == [0, 1, 2]
+    assert outcomes[0][1] == SendResult(accepted=(BOB,))
+    assert isinstance(outcomes[1][1], MailDeliveryError)
+    assert outcomes[1][1].temporary is True
+    assert "a bug in the application's mailer" in str(outcomes[1][1])
+    assert outcomes[2][1] == SendResult(accepted=(BOB,))
+    assert len(list((tmp_path / "files").iterdir())) == 2
+    assert "unexpected error" in caplog.text

@@ -440,6 +440,24 @@ def test_all_recipients_refused_raises_with_the_refusals(
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize("odd", ["600 6.0.0 Beyond the standard", "a reply without a code"])
+def test_a_refusal_outside_4xx_and_5xx_makes_every_refusal_worth_retrying(
+    smtp_server, pipelining, odd
+):
+    # A code no standard gives a meaning to (smtplib reads a line without
+    # one as -1) says nothing against the recipient: it is retried, as a
+    # 4xx would be, even beside a 5xx.
+    smtp_server.faults.rcpt = {BOB: "550 5.1.1 No such user", CAROL: odd}
+
+    with pytest.raises(MailDeliveryError) as info:
+        mailer_for(smtp_server, pipelining=pipelining).send(SENDER, [BOB, CAROL], MESSAGE)
+
+    assert info.value.temporary is True
+    assert info.value.refused[BOB].permanent
+    assert info.value.refused[CAROL].temporary
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
 @pytest.mark.parametrize("fault", ["mail", "rcpt", "data", "data_end"])
 def test_session_goes_on_after_a_refused_message(smtp_server, pipelining, fault):
     with mailer_for(smtp_server, pipelining=pipelining).session() as session:
