@@ -48,7 +48,8 @@ nitpick_ignore_regex = [
     ("py:class", r"(EmailMessage|Address|TextIO|IO|Callable|Sequence|Mapping|Any)"),
     # Type aliases and return types that are not public API.
     ("py:class", r"(AddressLike|HeadersLike|EventSink|SMTPFactory|MessageLike)"),
-    ("py:class", r"pyramid_sendmail\.mailers\.OneShotSession"),
-    ("py:class", r"(pyramid_sendmail\.smtp_session\.)?T"),
+    ("py:class", r"(pyramid_sendmail\.mailers\.(session\.|smtp_session\.)?)?(T|_S|_B)"),
+    ("py:class", r"(pyramid_sendmail\.mailers\.(session|smtp_session)\.)?(Outcome|Report|Relay|_Sender)"),
+    ("py:class", r"(pyramid_sendmail\.results\.)?ReplyLike"),
     ("py:class", r"<InterfaceClass .*>"),
 ]

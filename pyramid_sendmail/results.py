@@ -25,7 +25,9 @@ class SMTPReply(NamedTuple):
     compares equal to the ``(code, message)`` pair it holds.
     """
 
+    #: The reply's number (smtplib gives ``-1`` for a line it cannot read).
     code: int
+    #: The text after the code, as the server's bytes.
     message: bytes
 
     @classmethod
