@@ -18,8 +18,14 @@ from zope.interface import implementer
 from .envelope import Envelope
 from .events import EventSink, MailFailed, MailSent
 from .exceptions import MailDeliveryError, TransactionStateError
-from .interfaces import IDirectMailDelivery, IMailer, IMailQueue, IQueuedMailDelivery
-from .mailers.session import MailSession, Session
+from .interfaces import (
+    IDirectMailDelivery,
+    IMailer,
+    IMailQueue,
+    IMailSession,
+    IQueuedMailDelivery,
+)
+from .mailers.session import Session
 from .results import SendResult
 
 log = logging.getLogger(__name__)
@@ -170,8 +176,8 @@ class DirectMailDelivery(_Delivery):
             return
         # The transaction swallows what an after-commit hook raises, logging
         # it without the message ids: keep every failure here, per message.
-        context: MailSession | None = None
-        session: MailSession
+        context: IMailSession | None = None
+        session: IMailSession
         try:
             context = self.mailer.session()
             session = context.__enter__()
@@ -199,7 +205,7 @@ class _BrokenSession(Session):
 
 
 def deliver_now(
-    session: MailSession, envelope: Envelope, events: EventSink
+    session: IMailSession, envelope: Envelope, events: EventSink
 ) -> BaseException | None:
     """Send *envelope* through *session*, log it, announce the outcome.
 

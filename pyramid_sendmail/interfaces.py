@@ -9,7 +9,6 @@ package at run time, so every module can import it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from zope.interface import Attribute, Interface
@@ -85,9 +84,7 @@ class IMailer(Interface):
         recipient accepted the message.
         """
 
-    # The sessions of this package's mailers are typed as context managers
-    # until each declares IMailSession; then this returns IMailSession.
-    def session() -> AbstractContextManager[Any]:
+    def session() -> IMailSession:
         """Return an :class:`IMailSession`: a context manager with the same
         ``send`` that may reuse one connection for many messages (a batch).
         """

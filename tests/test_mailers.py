@@ -15,7 +15,7 @@ import pytest
 from zope.interface.verify import verifyObject
 
 from pyramid_sendmail.exceptions import MailDeliveryError
-from pyramid_sendmail.interfaces import IMailer
+from pyramid_sendmail.interfaces import IMailer, IMailSession
 from pyramid_sendmail.mailers import ConsoleMailer, FileMailer, OneShotSession, SendmailMailer
 from pyramid_sendmail.results import SendResult
 
@@ -240,6 +240,7 @@ def test_each_mailer_sends_through_a_session(tmp_path, fake_sendmail):
     for mailer in mailers(tmp_path, fake_sendmail()):
         with mailer.session() as session:
             assert isinstance(session, OneShotSession)
+            assert verifyObject(IMailSession, session)
             assert session.send(SENDER, [BOB], MESSAGE).accepted == (BOB,)
 
 

@@ -13,7 +13,7 @@ from zope.interface.verify import verifyObject
 
 from pyramid_sendmail import SMTPMailer
 from pyramid_sendmail.exceptions import MailDeliveryError, RelayUnavailable
-from pyramid_sendmail.interfaces import ISMTPMailer
+from pyramid_sendmail.interfaces import IMailSession, ISMTPMailer
 from pyramid_sendmail.results import SendResult
 
 SENDER = "ann@example.org"
@@ -599,6 +599,11 @@ def test_smtp_mailer_provides_ismtpmailer(smtp_server):
 
     assert verifyObject(ISMTPMailer, mailer)
     assert (mailer.host, mailer.port) == (smtp_server.host, smtp_server.port)
+
+
+def test_smtp_session_provides_imailsession(smtp_server):
+    with mailer_for(smtp_server).session() as session:
+        assert verifyObject(IMailSession, session)
 
 
 def test_local_hostname_is_given_in_ehlo(smtp_server):

@@ -1,8 +1,9 @@
-"""The session contract: what a mailer's ``session()`` returns.
+"""Mailer sessions: what a mailer's ``session()`` returns.
 
-The deliveries and the queue processor speak to every mailer through a
-:class:`MailSession`; :class:`Session` is the base that gives a mailer one,
-and :class:`OneShotSession` serves the mailers that keep no connection.
+The deliveries and the queue processor speak to every mailer through an
+:class:`~pyramid_sendmail.interfaces.IMailSession`; :class:`Session` is the
+base that provides it, and :class:`OneShotSession` serves the mailers that
+keep no connection.
 """
 
 from __future__ import annotations
@@ -13,58 +14,26 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Protocol, TypeVar
 
+from zope.interface import implementer
+
 from ..exceptions import MailDeliveryError
+from ..interfaces import IMailSession
 from ..results import SendResult
 
-__all__ = ["MailSession", "OneShotSession", "Outcome", "Report", "Session"]
+__all__ = ["OneShotSession", "Outcome", "Report", "Session"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_S = TypeVar("_S", bound="MailSession")
 _B = TypeVar("_B", bound="Session")
 
 #: What became of one message: its result, or the error that stopped it.
 Outcome = SendResult | MailDeliveryError
-#: Receives ``(token, outcome)`` for each item of :meth:`MailSession.send_many`.
+#: Receives ``(token, outcome)`` for each item of ``send_many``.
 Report = Callable[[T, Outcome], None]
 
 
-class MailSession(Protocol):
-    """A batch of messages through one mailer (one SMTP connection, say).
-
-    Used as a context manager: leaving the ``with`` block closes it.
-    """
-
-    def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
-        """Deliver one message, as :meth:`IMailer.send
-        <pyramid_sendmail.interfaces.IMailer.send>` does."""
-        ...
-
-    def send_many(
-        self,
-        items: Iterable[tuple[T, str, Sequence[str], bytes]],
-        report: Report[T],
-    ) -> None:
-        """Send ``(token, sender, recipients, message)`` items in order and
-        pass each outcome to ``report(token, outcome)``; never raises for a
-        message, and *report* must not raise either."""
-        ...
-
-    def close(self) -> None:
-        """End the session; never raises."""
-        ...
-
-    def __enter__(self: _S) -> _S: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-
+@implementer(IMailSession)
 class Session(ABC):
     """The base of every session here: implement :meth:`send` (and
     :meth:`close` when there is something to close).
@@ -82,7 +51,8 @@ class Session(ABC):
         items: Iterable[tuple[T, str, Sequence[str], bytes]],
         report: Report[T],
     ) -> None:
-        """Send each item with :meth:`send`; see :meth:`MailSession.send_many`.
+        """Send each item with :meth:`send`; see
+        :meth:`IMailSession.send_many <pyramid_sendmail.interfaces.IMailSession.send_many>`.
 
         An error other than :class:`~pyramid_sendmail.MailDeliveryError`
         (a bug in a mailer of the application's own, say) is logged and
