@@ -15,12 +15,11 @@ from sql_app import Base, Note, get_session_factory, get_tm_session, mail
 from sql_app import main as make_app
 from zope.sqlalchemy import register
 
-from pyramid_sendmail import get_mailer
+from pyramid_sendmail import SMTPMailer, get_mailer
 from pyramid_sendmail.processor import QueueProcessor
 from pyramid_sendmail.queue.sql import SQLQueue
 from pyramid_sendmail.queue.sql_delivery import QueueWriteError
 from pyramid_sendmail.queue.sql_schema import create, queue_table
-from pyramid_sendmail.smtp import SMTPMailer
 
 
 @pytest.fixture
