@@ -356,7 +356,7 @@ def case_request(args: argparse.Namespace) -> dict:
 
 
 def _psm_envelope(i: int):
-    from pyramid_sendmail.envelope import prepare
+    from pyramid_sendmail.message import prepare
 
     return prepare(_email_message(f"<bench-{i:08d}@example.com>"))
 

@@ -8,7 +8,6 @@ request's transaction commits.
 from .api import RequestMailer, get_mailer
 from .config import includeme
 from .delivery import DirectMailDelivery, QueuedMailDelivery
-from .envelope import Envelope
 from .events import MailDeferred, MailFailed, MailSent
 from .exceptions import (
     CorruptEntry,
@@ -22,7 +21,7 @@ from .exceptions import (
     UnknownEntry,
 )
 from .mailers import ConsoleMailer, FileMailer, SendmailMailer, SMTPMailer
-from .message import Attachment, Message
+from .message import Attachment, Envelope, Message
 from .queue import MaildirQueue, QueueEntry
 from .results import SendResult, SMTPReply
 

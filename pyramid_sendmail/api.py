@@ -12,11 +12,10 @@ import transaction
 from zope.interface import Interface
 
 from .delivery import send_now
-from .envelope import Envelope, prepare
 from .events import EventSink, request_event_sink, thread_event_sink
 from .exceptions import SendmailError
 from .interfaces import IDirectMailDelivery, IMailer, IQueuedMailDelivery, ISQLMailDelivery
-from .message import Message
+from .message import Envelope, Message, prepare
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,9 @@ from pyramid.exceptions import ConfigurationError
 from . import processor_thread
 from .cli_sql import open_sql_queue, sql_command
 from .config import build_mailer, open_configured_queue
-from .envelope import prepare
 from .exceptions import CorruptEntry, SendmailError, UnknownEntry
 from .interfaces import IMailQueue
-from .message import Message
+from .message import Message, prepare
 from .processor import HOUSEKEEPING, OUTCOMES, QueueProcessor
 from .settings import parse_settings
 from .supervisor import (

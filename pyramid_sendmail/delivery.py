@@ -15,7 +15,6 @@ from transaction.interfaces import (
 )
 from zope.interface import implementer
 
-from .envelope import Envelope
 from .events import EventSink, MailFailed, MailSent
 from .exceptions import MailDeliveryError, TransactionStateError
 from .interfaces import (
@@ -26,6 +25,7 @@ from .interfaces import (
     IQueuedMailDelivery,
 )
 from .mailers.session import Session
+from .message import Envelope
 from .results import SendResult
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ import transaction
 from pyramid.threadlocal import manager as threadlocal_manager
 from zope.interface import implementer
 
-from .envelope import Envelope
 from .interfaces import IMailDeferredEvent, IMailErrorEvent, IMailEvent, IMailSentEvent
+from .message import Envelope
 
 log = logging.getLogger(__name__)
 

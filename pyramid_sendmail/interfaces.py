@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
     from transaction.interfaces import ITransactionManager
 
-    from .envelope import Envelope
     from .exceptions import CorruptEntry, MailDeliveryError
+    from .message import Envelope
     from .queue.entry import QueueEntry, QueueStatus
     from .results import SendResult
 

@@ -11,8 +11,8 @@ from typing import Any
 from pyramid.exceptions import ConfigurationError
 from pyramid.settings import asbool
 
-from .addresses import parse_address
 from .exceptions import InvalidMessageError
+from .message import parse_address
 
 log = logging.getLogger(__name__)
 

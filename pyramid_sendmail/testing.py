@@ -24,10 +24,10 @@ from zope.interface import implementer
 from .api import IMailSetup, MailSetup
 from .config import register_setup
 from .delivery import DirectMailDelivery, send_now
-from .envelope import Envelope
 from .exceptions import MailDeliveryError
 from .interfaces import IMailer, IQueuedMailDelivery
 from .mailers import OneShotSession
+from .message import Envelope
 from .results import SendResult
 
 _active: InMemoryMailer | None = None

@@ -10,11 +10,31 @@ from typing import Any
 
 import pytest
 from clock import Clock
+from hypothesis import HealthCheck, settings
 from pgserver import PostgreSQLServer, PostgreSQLUnavailable
 from recording_server import RecordingServer
 from smtpserver import Certificates, SMTPTestServer
 
 from pyramid_sendmail.queue import MaildirQueue
+
+# -- Hypothesis profiles -------------------------------------------------------
+#
+# "dev" (the default) stays quick and keeps failing examples in .hypothesis/
+# between runs. "ci" (selected by the CI variable, which .ci/run sets) is
+# derandomised and keeps no database, so every CI run, on any fresh clone,
+# tries the same examples, and more of them; HYPOTHESIS_PROFILE overrides.
+settings.register_profile("dev", max_examples=60, deadline=None)
+settings.register_profile(
+    "ci",
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+_profile = "ci" if os.environ.get("CI") else "dev"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or _profile)
 
 # -- SMTP test server (tests/smtpserver.py) ---------------------------------
 

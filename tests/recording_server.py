@@ -230,7 +230,7 @@ def subprocess_env() -> dict[str, str]:
 
 def numbered_envelope(seq: int) -> Any:
     """A small message to one recipient, its ``X-Seq`` header set to *seq*."""
-    from pyramid_sendmail.envelope import Envelope
+    from pyramid_sendmail.message import Envelope
 
     message_id = f"<seq-{seq}@example.com>"
     data = (

@@ -1,4 +1,4 @@
-"""Strict address parsing and header value checks (pyramid_sendmail.addresses)."""
+"""Strict address parsing and header value checks (pyramid_sendmail.message)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from email.headerregistry import Address
 
 import pytest
 
-from pyramid_sendmail.addresses import check_header_value, parse_address
 from pyramid_sendmail.exceptions import InvalidMessageError, SendmailError
+from pyramid_sendmail.message.addresses import parse_address
+from pyramid_sendmail.message.headers import check_header_value
 
 # Every character str.splitlines() breaks on; the email package refuses them
 # all in a header, so they must be refused before they get that far.
@@ -165,7 +166,7 @@ def test_a_period_in_a_display_name_is_accepted_and_quoted_when_written() -> Non
     ],
 )
 def test_the_fast_path_reads_plain_addresses_as_the_strict_parser_does(value: str) -> None:
-    from pyramid_sendmail.addresses import _parse_strictly
+    from pyramid_sendmail.message.addresses import _parse_strictly
 
     fast = parse_address(value)
     strict = _parse_strictly(value, "address")

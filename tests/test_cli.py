@@ -18,7 +18,7 @@ import pytest
 
 from pyramid_sendmail import Message, processor_thread
 from pyramid_sendmail.cli import main
-from pyramid_sendmail.envelope import Envelope, prepare
+from pyramid_sendmail.message import Envelope, prepare
 from pyramid_sendmail.queue import STALE_TMP_AGE, MaildirQueue
 
 APP_INI = """\

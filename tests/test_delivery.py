@@ -20,7 +20,6 @@ from zope.interface.verify import verifyObject
 
 from pyramid_sendmail import DirectMailDelivery, Message, TransactionStateError
 from pyramid_sendmail.delivery import _Delivery, _MailDataManager
-from pyramid_sendmail.envelope import Envelope, prepare
 from pyramid_sendmail.events import MailFailed, MailSent
 from pyramid_sendmail.exceptions import MailDeliveryError
 from pyramid_sendmail.interfaces import (
@@ -31,6 +30,7 @@ from pyramid_sendmail.interfaces import (
     IQueuedMailDelivery,
 )
 from pyramid_sendmail.mailers import OneShotSession
+from pyramid_sendmail.message import Envelope, prepare
 from pyramid_sendmail.results import SendResult
 from pyramid_sendmail.testing import InMemoryMailer
 

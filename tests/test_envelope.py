@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from pyramid_sendmail import Envelope, InvalidMessageError, Message
-from pyramid_sendmail.envelope import prepare
+from pyramid_sendmail.message import prepare
 
 PARSER = BytesParser(policy=policy.default)
 

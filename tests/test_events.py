@@ -17,13 +17,13 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from pyramid_sendmail import MailDeferred, MailDeliveryError, MailFailed, MailSent, Message
-from pyramid_sendmail.envelope import prepare
 from pyramid_sendmail.interfaces import (
     IMailDeferredEvent,
     IMailErrorEvent,
     IMailEvent,
     IMailSentEvent,
 )
+from pyramid_sendmail.message import prepare
 from pyramid_sendmail.testing import get_testing_mailer
 
 

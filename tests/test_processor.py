@@ -19,7 +19,6 @@ from resources import OtherResource
 from zope.interface.verify import verifyObject
 
 from pyramid_sendmail import Message, SMTPMailer
-from pyramid_sendmail.envelope import Envelope, prepare
 from pyramid_sendmail.events import MailDeferred, MailFailed, MailSent
 from pyramid_sendmail.interfaces import (
     IMailDeferredEvent,
@@ -28,6 +27,7 @@ from pyramid_sendmail.interfaces import (
     IMailQueueProcessor,
     IMailSentEvent,
 )
+from pyramid_sendmail.message import Envelope, prepare
 from pyramid_sendmail.processor import QueueProcessor
 from pyramid_sendmail.queue import STALE_TMP_AGE, MaildirQueue
 

@@ -15,7 +15,6 @@ from clock import Clock
 from zope.interface.verify import verifyObject
 
 from pyramid_sendmail import Message
-from pyramid_sendmail.envelope import Envelope, prepare
 from pyramid_sendmail.exceptions import (
     CorruptEntry,
     QueueError,
@@ -24,6 +23,7 @@ from pyramid_sendmail.exceptions import (
     UnknownEntry,
 )
 from pyramid_sendmail.interfaces import IMailQueue
+from pyramid_sendmail.message import Envelope, prepare
 from pyramid_sendmail.queue import STALE_TMP_AGE, MaildirQueue, open_queue
 
 DAY = 24 * 3600.0

@@ -16,9 +16,9 @@ from zope.interface.verify import verifyObject
 from zope.sqlalchemy import register
 
 from pyramid_sendmail import Message
-from pyramid_sendmail.envelope import Envelope, prepare
 from pyramid_sendmail.exceptions import UnknownEntry
 from pyramid_sendmail.interfaces import IMailQueue
+from pyramid_sendmail.message import Envelope, prepare
 from pyramid_sendmail.queue import MaildirQueue
 from pyramid_sendmail.queue.sql import QueueDatabaseError, SQLQueue
 from pyramid_sendmail.queue.sql_schema import SCHEMA_VERSION, check, create, ddl, queue_table

@@ -221,7 +221,7 @@ def test_a_temporary_refusal_defers_only_the_refused_recipient(
     database: sa.Engine, smtp_server: Any
 ) -> None:
     from pyramid_sendmail import Message
-    from pyramid_sendmail.envelope import prepare
+    from pyramid_sendmail.message import prepare
 
     queue = SQLQueue(database.url)
     queue.add(

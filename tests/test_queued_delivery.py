@@ -19,8 +19,8 @@ from transaction.interfaces import DoomedTransaction
 from zope.interface.verify import verifyObject
 
 from pyramid_sendmail import Message, QueuedMailDelivery, RequestMailer, SMTPMailer
-from pyramid_sendmail.envelope import Envelope, prepare
 from pyramid_sendmail.interfaces import IQueuedMailDelivery
+from pyramid_sendmail.message import Envelope, prepare
 from pyramid_sendmail.processor import QueueProcessor
 from pyramid_sendmail.queue import MaildirQueue
 

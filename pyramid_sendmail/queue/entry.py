@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypedDict
 
-from ..envelope import Envelope
+from ..message import Envelope
 
 __all__ = ["STATES", "QueueEntry", "QueueStatus", "StateCount"]
 

@@ -35,9 +35,9 @@ from collections.abc import Callable, Iterable
 
 from zope.interface import implementer
 
-from ..envelope import Envelope
 from ..exceptions import CorruptEntry, QueueUnavailable, UnknownEntry
 from ..interfaces import IMailQueue
+from ..message import Envelope
 from .entry import STATES, QueueEntry, QueueStatus
 from .maildir_format import (
     base_name,

@@ -13,8 +13,8 @@ import errno
 import os
 import re
 
-from ..envelope import Envelope
 from ..exceptions import CorruptEntry
+from ..message import RESERVED_PREFIX, Envelope
 from .entry import QueueEntry
 
 __all__ = [
@@ -31,7 +31,8 @@ __all__ = [
     "unlink_if_present",
 ]
 
-PREFIX = b"X-Pyramid-Sendmail-"
+#: The envelope lines' prefix: the header prefix applications may not use.
+PREFIX = RESERVED_PREFIX.encode("ascii")
 #: A message's name: the time in ns, the pid and a counter, the host; then,
 #: in new/ and cur/, when the message is due or was claimed.
 MESSAGE_NAME = re.compile(

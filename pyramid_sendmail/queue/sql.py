@@ -31,9 +31,9 @@ from typing import Any
 import sqlalchemy as sa
 from zope.interface import implementer
 
-from ..envelope import Envelope
 from ..exceptions import CorruptEntry, QueueError, UnknownEntry
 from ..interfaces import IMailQueue
+from ..message import Envelope
 from .entry import STATES, QueueEntry, QueueStatus
 from .sql_schema import check as check_schema
 from .sql_schema import failed_table, queue_table

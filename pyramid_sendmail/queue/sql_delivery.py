@@ -23,10 +23,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from zope.interface import implementer
 
 from ..delivery import QueuedMailDelivery, _ignore, _MailDataManager
-from ..envelope import Envelope
 from ..events import EventSink
 from ..exceptions import SendmailError, TransactionStateError
 from ..interfaces import ISQLMailDelivery
+from ..message import Envelope
 from .sql import SQLQueue
 
 __all__ = ["QueueWriteError", "SQLMailDelivery"]

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import re
 from email.headerregistry import Address
+from typing import cast
 
-from . import policies
-from .exceptions import InvalidMessageError
+from ..exceptions import InvalidMessageError
+from .headers import DEFAULT, check_header_value
 
+__all__ = ["AddressLike", "parse_address", "parse_address_list"]
+
+#: What an application may give as an address.
 AddressLike = str | Address | tuple[str, str]
 
-_header_factory = policies.DEFAULT.header_factory
+_header_factory = DEFAULT.header_factory
 # Defects that do not make an address wrong: non-ASCII local parts are valid
 # with SMTPUTF8, which the mailer negotiates.
 _TOLERATED_DEFECTS = ("NonASCIILocalPartDefect",)
@@ -36,29 +40,6 @@ _SIMPLE = re.compile(
 )
 _cache: dict[str, Address] = {}
 _CACHE_SIZE = 2048
-
-
-# Everything str.splitlines() breaks on: the email package refuses all of
-# them in a header value, and a reader may too.
-_LINE_BREAKS = frozenset("\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029")
-
-
-def check_header_value(field: str, value: str) -> None:
-    """Reject a header value that could start a new header line.
-
-    Line breaks of any kind, and other control characters but tab, have no
-    place in a header (RFC 5322 section 2.2); NUL and its kin would also be
-    written raw into a UTF-8 (SMTPUTF8) header.
-    """
-    if not isinstance(value, str):
-        raise InvalidMessageError(f"{field} must be a string, not {value!r}")
-    if value.isascii() and value.isprintable():
-        return
-    for char in value:
-        if char in _LINE_BREAKS:
-            raise InvalidMessageError(f"{field} contains a line break: {value!r}")
-        if (char < " " and char != "\t") or "\x7f" <= char <= "\x9f":
-            raise InvalidMessageError(f"{field} contains a control character: {value!r}")
 
 
 def parse_address(value: AddressLike, field: str = "address") -> Address:
@@ -126,4 +107,18 @@ def _parse_strictly(value: str, field: str) -> Address:
     again = _header_factory("To", str(address)).addresses
     if len(again) != 1 or again[0].addr_spec != address.addr_spec:
         raise InvalidMessageError(f"{field} {value!r} is ambiguous")
-    return address
+    return cast(Address, address)
+
+
+def parse_address_list(header: object, field: str) -> list[Address]:
+    """Every mailbox of a parsed address *header*, each checked strictly.
+
+    Groups count by their members. A header the email package could not
+    read as addresses, or read only with defects, is refused naming *field*.
+    """
+    if getattr(header, "defects", None):
+        raise InvalidMessageError(f"{field} {str(header)!r} does not parse")
+    addresses = getattr(header, "addresses", None)
+    if addresses is None:
+        return [parse_address(str(header), field)]
+    return [parse_address(a, field) for a in addresses]

@@ -1,0 +1,124 @@
+"""The user-facing builder: :class:`Message` and :class:`Attachment`.
+
+These hold what the application wrote, unchecked; :func:`.normalize.read`
+checks it when the message is sent (or turned into an EmailMessage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from email.headerregistry import Address
+from email.message import EmailMessage
+from typing import IO
+
+from .addresses import AddressLike
+from .email_writer import to_email_message
+from .normalize import read
+
+__all__ = ["Attachment", "HeadersLike", "Message"]
+
+#: Extra headers: a mapping or ``(name, value)`` pairs.
+HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+class Attachment:
+    """A file attached to a :class:`Message`.
+
+    *data* is bytes, text, or a file object to read. *content_type* is guessed
+    from *filename* when omitted. Give a *content_id* to reference the file
+    from the HTML body as ``<img src="cid:...">``: it is then sent inline,
+    beside the HTML part.
+    """
+
+    def __init__(
+        self,
+        filename: str | None = None,
+        content_type: str | None = None,
+        data: bytes | str | IO[bytes] | IO[str] | None = None,
+        disposition: str | None = None,
+        transfer_encoding: str | None = None,
+        content_id: str | None = None,
+    ) -> None:
+        self.filename = filename
+        self.content_type = content_type
+        self.data = data
+        self.disposition = disposition
+        self.transfer_encoding = transfer_encoding
+        self.content_id = content_id
+
+    def __repr__(self) -> str:
+        return f"<Attachment {self.filename!r} {self.content_type!r}>"
+
+    def read(self) -> bytes | str:
+        """The data, reading a file object once (a second send reuses it)."""
+        data = self.data
+        if data is not None and not isinstance(data, (bytes, str)):
+            data = self.data = data.read()
+        return data  # type: ignore[return-value]
+
+
+class Message:
+    """An email to send, with the arguments and attributes of pyramid_mailer.
+
+    Addresses are strings (``'Ann <ann@example.org>'``) or
+    :class:`email.headerregistry.Address` objects. ``bcc`` recipients receive
+    the message but never appear in its headers. :meth:`to_message` builds
+    the :class:`email.message.EmailMessage` that is sent.
+
+    The positional order of the arguments is pyramid_mailer's, so code
+    written for it keeps working; ``reply_to`` comes last.
+    """
+
+    def __init__(
+        self,
+        subject: str | None = None,
+        recipients: Sequence[AddressLike] | None = None,
+        body: str | None = None,
+        html: str | None = None,
+        sender: AddressLike | None = None,
+        cc: Sequence[AddressLike] | None = None,
+        bcc: Sequence[AddressLike] | None = None,
+        extra_headers: HeadersLike | None = None,
+        attachments: Sequence[Attachment] | None = None,
+        reply_to: AddressLike | Sequence[AddressLike] | None = None,
+    ) -> None:
+        self.subject = subject or ""
+        self.sender = sender
+        self.recipients = list(recipients or [])
+        self.body = body
+        self.html = html
+        self.cc = list(cc or [])
+        self.bcc = list(bcc or [])
+        self.reply_to = reply_to
+        self.attachments = list(attachments or [])
+        self.extra_headers = extra_headers or {}
+
+    def __repr__(self) -> str:
+        return f"<Message {self.subject!r} to {len(self.send_to)} recipient(s)>"
+
+    @property
+    def send_to(self) -> set[str]:
+        """Every recipient: ``recipients``, ``cc`` and ``bcc`` together."""
+        return {_display(r) for r in (*self.recipients, *self.cc, *self.bcc)}
+
+    def attach(self, attachment: Attachment) -> None:
+        """Add *attachment* to the message."""
+        self.attachments.append(attachment)
+
+    def to_message(self) -> EmailMessage:
+        """Build the :class:`~email.message.EmailMessage`, without Bcc.
+
+        Raises :class:`~pyramid_sendmail.exceptions.InvalidMessageError` for a
+        header with a line break or an address that does not parse.
+        """
+        return to_email_message(read(self))
+
+
+def _display(address: AddressLike) -> str:
+    if isinstance(address, tuple):
+        name, spec = address
+        try:
+            return str(Address(display_name=name, addr_spec=spec))
+        except (ValueError, IndexError):  # send() will say what is wrong
+            return f"{name} <{spec}>"
+    return str(address)

@@ -1,0 +1,340 @@
+"""Validate a message once, into the one form both writers take.
+
+:func:`normalize` reads a :class:`~pyramid_sendmail.Message` into a
+:class:`Draft`: addresses parsed, header names and values checked,
+attachments read and typed, Bcc split off into the envelope, and the
+defaults filled (sender, Message-ID, Date). An EmailMessage given to
+``send()`` is copied and normalised the same way. The writers add no rule of
+their own about what a message may hold.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import mimetypes
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING, Any, cast
+
+from ..exceptions import InvalidMessageError
+from .addresses import AddressLike, parse_address, parse_address_list
+from .headers import (
+    ADDRESS_HEADERS,
+    DEFAULT,
+    check_field_name,
+    check_header_value,
+    check_not_reserved,
+)
+
+if TYPE_CHECKING:
+    from .model import Attachment, HeadersLike, Message
+
+__all__ = ["Draft", "Part", "Text", "normalize", "normalize_email", "read", "transfer_encoding"]
+
+#: A header of a draft: a checked string, or the mailboxes of an address
+#: header this package generated.
+HeaderValue = str | tuple[Address, ...]
+
+_header_factory = DEFAULT.header_factory
+
+
+@dataclass(slots=True)
+class Text:
+    """A text part: its text with LF line ends and a final one, and its CTE."""
+
+    text: str
+    subtype: str
+    cte: str
+
+
+@dataclass(slots=True)
+class Part:
+    """An attachment, read and checked."""
+
+    maintype: str
+    subtype: str
+    params: dict[str, str]
+    data: bytes | str
+    disposition: str
+    filename: str | None
+    cte: str | None
+    content_id: str | None
+
+
+@dataclass(slots=True)
+class Draft:
+    """A message validated and ready for a writer.
+
+    *headers* are in writing order; *extra_names* holds the lower-case names
+    the application set through ``extra_headers``. *source* is the copied
+    EmailMessage when ``send()`` was given one (the other content fields are
+    then empty). *sender*, *recipients* and *message_id* (without angle
+    brackets) are the envelope, empty until :func:`normalize` fills them.
+    """
+
+    headers: tuple[tuple[str, HeaderValue], ...] = ()
+    extra_names: frozenset[str] = frozenset()
+    text: Text | None = None
+    html: Text | None = None
+    related: tuple[Part, ...] = ()
+    attached: tuple[Part, ...] = ()
+    source: EmailMessage | None = None
+    sender: str = ""
+    recipients: tuple[str, ...] = field(default=())
+    message_id: str = ""
+
+
+def transfer_encoding(text: str) -> str:
+    """The transfer encoding of *text* (LF line ends): the rule of both writers.
+
+    7bit when RFC 2045 allows it (ASCII, no NUL, no line over 998
+    characters), so the text stays readable; quoted-printable otherwise,
+    which every relay accepts.
+    """
+    ascii_ = text.isascii() and "\0" not in text
+    if ascii_ and (len(text) <= 998 or max(map(len, text.split("\n"))) <= 998):
+        return "7bit"
+    return "quoted-printable"
+
+
+def _text(text: str, subtype: str) -> Text:
+    # Line ends as a reader gets them back: LF, and a final one.
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    return Text(text, subtype, transfer_encoding(text))
+
+
+def read(message: Message) -> Draft:
+    """Check *message* and return its headers and body, without an envelope."""
+    check_header_value("subject", message.subject)
+    headers: list[tuple[str, HeaderValue]] = [("Subject", message.subject)]
+    if message.sender:
+        headers.append(("From", (parse_address(message.sender, "sender"),)))
+    if message.recipients:
+        headers.append(("To", tuple([parse_address(v, "to") for v in message.recipients])))
+    if message.cc:
+        headers.append(("Cc", tuple([parse_address(v, "cc") for v in message.cc])))
+    if message.reply_to:
+        replies = _as_list(message.reply_to)
+        headers.append(("Reply-To", tuple([parse_address(v, "reply_to") for v in replies])))
+    if message.bcc:
+        headers.append(("Bcc", tuple([parse_address(v, "bcc") for v in message.bcc])))
+    extra: frozenset[str] = frozenset()
+    if message.extra_headers:
+        headers, extra = _with_extra_headers(headers, message.extra_headers)
+    body, html_text = message.body, message.html
+    if not isinstance(body, (str, type(None))) or not isinstance(html_text, (str, type(None))):
+        raise InvalidMessageError("body and html must be strings")
+    html = None if html_text is None else _text(html_text, "html")
+    text = None if body is None and html is not None else _text(body or "", "plain")
+    related: tuple[Part, ...] = ()
+    attached: tuple[Part, ...] = ()
+    if message.attachments:
+        related = tuple([_part(a, related=True) for a in message.attachments if a.content_id])
+        if related and html is None:
+            raise InvalidMessageError("inline attachments (with a content_id) need an html body")
+        attached = tuple([_part(a, related=False) for a in message.attachments if not a.content_id])
+    return Draft(tuple(headers), extra, text, html, related, attached)
+
+
+def _with_extra_headers(
+    headers: list[tuple[str, HeaderValue]], extra_headers: HeadersLike
+) -> tuple[list[tuple[str, HeaderValue]], frozenset[str]]:
+    names: set[str] = set()
+    for name, value in _header_items(extra_headers):
+        key = name.lower()
+        check_not_reserved(name)
+        check_header_value(f"header {name}", value)
+        if key in ADDRESS_HEADERS:
+            parse_address_list(_header_factory(name, value), f"header {name}")
+        # An extra header replaces a generated one of the same name.
+        headers = [h for h in headers if h[0].lower() != key]
+        headers.append((name, value))
+        names.add(key)
+    return headers, frozenset(names)
+
+
+def normalize(
+    message: Message, default_sender: AddressLike | None, redirect_to: str | None
+) -> Draft:
+    """Check *message* and complete it into a :class:`Draft` with its envelope."""
+    return _complete(read(message), default_sender, redirect_to)
+
+
+def normalize_email(
+    message: EmailMessage, default_sender: AddressLike | None, redirect_to: str | None
+) -> Draft:
+    """Check a copy of *message* and complete it into a :class:`Draft`."""
+    msg = copy.deepcopy(message)
+    try:
+        items = msg.items()
+    except ValueError as exc:  # an encoded word that decodes to a line break
+        raise InvalidMessageError(f"a header of the message is malformed: {exc}") from exc
+    headers: list[tuple[str, HeaderValue]] = []
+    for name, value in items:
+        check_not_reserved(name)
+        check_header_value(f"header {name}", str(value))
+        if name.lower() in ADDRESS_HEADERS:
+            headers.append((name, tuple(parse_address_list(value, f"header {name}"))))
+        else:
+            headers.append((name, str(value)))
+    draft = _complete(Draft(tuple(headers)), default_sender, redirect_to)
+    # The envelope is settled: write what it filled in onto the copy.
+    del msg["Bcc"]
+    added = dict(draft.headers)
+    if msg["From"] is None:
+        msg["From"] = list(added["From"])
+    if redirect_to:
+        del msg["X-Original-Recipients"]
+        msg["X-Original-Recipients"] = added["X-Original-Recipients"]
+    for name in ("Message-ID", "Date"):
+        if msg[name] is None:
+            msg[name] = added[name]
+    return replace(draft, headers=(), source=msg)
+
+
+def _complete(draft: Draft, default_sender: AddressLike | None, redirect_to: str | None) -> Draft:
+    headers = list(draft.headers)
+    mailboxes: dict[str, list[Address]] = {}
+    names = set()
+    for name, value in headers:
+        key = name.lower()
+        names.add(key)
+        if key in ADDRESS_HEADERS:
+            if not isinstance(value, tuple):
+                value = tuple(parse_address_list(_header_factory(name, value), f"header {name}"))
+            mailboxes.setdefault(key, []).extend(value)
+    if "from" not in names:
+        if not default_sender:
+            raise InvalidMessageError(
+                "the message has no sender and mail.default_sender is not set"
+            )
+        sender_address = parse_address(default_sender, "mail.default_sender")
+        headers.insert(1, ("From", (sender_address,)))
+        mailboxes["from"] = [sender_address]
+    senders = mailboxes.get("sender") or mailboxes.get("from")
+    if not senders:
+        raise InvalidMessageError("the message has no sender address")
+    sender = senders[0].addr_spec
+    recipients = list(
+        dict.fromkeys([a.addr_spec for key in ("to", "cc", "bcc") for a in mailboxes.get(key, ())])
+    )
+    if not recipients:
+        raise InvalidMessageError("the message has no recipients (To, Cc or Bcc)")
+    if "bcc" in names:
+        # Bcc recipients are in the envelope and nowhere in the headers.
+        headers = [h for h in headers if h[0].lower() != "bcc"]
+    if redirect_to:
+        target = parse_address(redirect_to, "mail.redirect_to").addr_spec
+        headers = [h for h in headers if h[0].lower() != "x-original-recipients"]
+        headers.append(("X-Original-Recipients", ", ".join(recipients)))
+        recipients = [target]
+    if "date" not in names:
+        headers.append(("Date", _date()))
+    if "message-id" in names:
+        message_id = str(next(v for n, v in headers if n.lower() == "message-id"))
+    else:
+        message_id = make_msgid(domain=idna(sender.rpartition("@")[2]))
+        headers.append(("Message-ID", message_id))
+    draft.headers = tuple(headers)
+    draft.sender = sender
+    draft.recipients = tuple(recipients)
+    draft.message_id = message_id.strip().strip("<>")
+    return draft
+
+
+def _part(attachment: Attachment, related: bool) -> Part:
+    data = attachment.read()
+    if data is None:
+        raise InvalidMessageError(f"attachment {attachment.filename!r} has no data")
+    content_type = attachment.content_type
+    if not content_type:
+        guessed, _ = mimetypes.guess_type(attachment.filename or "")
+        content_type = guessed or "application/octet-stream"
+    check_header_value("attachment content_type", content_type)
+    # pyramid_mailer accepts parameters: "text/plain; charset=latin-1".
+    parsed = _header_factory("Content-Type", content_type)
+    maintype, subtype = parsed.maintype, parsed.subtype
+    if parsed.defects or f"{maintype}/{subtype}" != parsed.content_type:
+        raise InvalidMessageError(f"attachment content type {content_type!r} is not type/subtype")
+    params = dict(parsed.params)
+    if isinstance(data, str):
+        # Text is always written as UTF-8, whatever charset was named.
+        params.pop("charset", None)
+        if maintype != "text":
+            data = data.encode("utf-8")
+    disposition = attachment.disposition or ("inline" if related else "attachment")
+    check_header_value("attachment disposition", disposition)
+    # pyramid_mailer accepts 'attachment; filename="a.pdf"' as well.
+    parsed = _header_factory("Content-Disposition", disposition)
+    filename = attachment.filename or parsed.params.get("filename")
+    if filename:
+        check_header_value("attachment filename", filename)
+    cte = attachment.transfer_encoding
+    if not cte and isinstance(data, str):
+        cte = transfer_encoding(data.replace("\r\n", "\n").replace("\r", "\n"))
+    content_id = None
+    if attachment.content_id:
+        check_header_value("attachment content_id", attachment.content_id)
+        content_id = "<" + attachment.content_id.strip("<>") + ">"
+    return Part(
+        maintype,
+        subtype,
+        params,
+        data,
+        parsed.content_disposition,
+        filename or None,
+        cte,
+        content_id,
+    )
+
+
+def _as_list(value: AddressLike | Sequence[AddressLike] | None) -> list[AddressLike]:
+    if not value:
+        return []
+    if isinstance(value, (str, Address, tuple)):
+        # A tuple is one (name, address) pair, as pyramid_mailer reads it.
+        return [cast(AddressLike, value)]
+    return list(value)
+
+
+def _header_items(headers: HeadersLike) -> Iterator[tuple[str, str]]:
+    items: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    for item in items:
+        try:
+            name, value = item
+        except (TypeError, ValueError) as exc:
+            raise InvalidMessageError(
+                f"extra_headers must hold (name, value) pairs, not {item!r}"
+            ) from exc
+        yield check_field_name(name), value
+
+
+_last_date: tuple[int, str] = (0, "")
+
+
+def _date() -> str:
+    """The Date header's value, formatted once a second (it costs ~10 µs)."""
+    global _last_date
+    now = time.time()
+    second, text = _last_date
+    if int(now) != second:
+        text = formatdate(now, localtime=True)
+        _last_date = (int(now), text)
+    return text
+
+
+@functools.lru_cache(maxsize=256)
+def idna(domain: str) -> str:
+    """The ASCII form of *domain* for a Message-ID (``localhost`` if none)."""
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "localhost"
