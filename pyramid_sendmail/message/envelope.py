@@ -77,7 +77,7 @@ def prepare(
     default_sender: AddressLike | None = None,
     redirect_to: str | None = None,
 ) -> Envelope:
-    """Validate *message* and build its :class:`Envelope`.
+    """Validate *message* and build its :class:`~pyramid_sendmail.Envelope`.
 
     A :class:`~pyramid_sendmail.Message` is checked into a draft that one of
     two writers turns into bytes; an EmailMessage is copied, never changed.
