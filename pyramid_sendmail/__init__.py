@@ -24,12 +24,14 @@ from .mailers import ConsoleMailer, FileMailer, SendmailMailer, SMTPMailer
 from .message import Attachment, Envelope, Message
 from .queue import MaildirQueue, QueueEntry
 from .results import SendResult, SMTPReply
+from .templates import Embedder, render_message
 
 __all__ = [
     "Attachment",
     "ConsoleMailer",
     "CorruptEntry",
     "DirectMailDelivery",
+    "Embedder",
     "Envelope",
     "FileMailer",
     "InvalidMessageError",
@@ -54,4 +56,5 @@ __all__ = [
     "UnknownEntry",
     "get_mailer",
     "includeme",
+    "render_message",
 ]

@@ -199,6 +199,12 @@ def _render(
         if missing is None:
             raise
         raise InvalidMessageError(f"{argument}={name!r}: {missing} ({exc})") from exc
+    if isinstance(result, bytes):
+        # pyramid_chameleon's text templates render bytes.
+        try:
+            result = result.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidMessageError(f"{argument}={name!r} rendered bytes that are not UTF-8") from exc
     if not isinstance(result, str):
         raise InvalidMessageError(f"{argument}={name!r} rendered {type(result).__name__}, not text")
     return result
