@@ -36,7 +36,7 @@ autodoc_default_options = {"members": True}
 nitpicky = True
 nitpick_ignore_regex = [
     # Outside this package and not resolvable without intersphinx.
-    ("py:class", r"(email|collections\.abc|typing|types|io|ssl|smtplib)\..*"),
+    ("py:class", r"(email|collections\.abc|typing|types|io|ssl|smtplib|os|pathlib)\..*"),
     ("py:class", r"(pyramid|transaction|zope\.interface)\..*"),
     ("py:(class|exc|func|meth|data)", r"(sqlalchemy|sa)\..*"),
     # Private classes named in signatures, and the entry the queue issue documents.
@@ -45,7 +45,7 @@ nitpick_ignore_regex = [
     ("py:exc", r"(pyramid|transaction)\..*"),
     ("py:func", r"(pyramid|transaction)\..*"),
     ("py:meth", r"(pyramid|transaction)\..*"),
-    ("py:class", r"(EmailMessage|Address|TextIO|IO|Callable|Sequence|Mapping|Any)"),
+    ("py:class", r"(EmailMessage|Address|TextIO|IO|Callable|Sequence|Mapping|Any|ModuleType)"),
     # Type aliases and return types that are not public API.
     ("py:class", r"(AddressLike|HeadersLike|EventSink|SMTPFactory|MessageLike)"),
     ("py:class", r"(pyramid_sendmail\.mailers\.(session\.|smtp_session\.)?)?(T|_S|_B)"),

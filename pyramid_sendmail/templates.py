@@ -204,7 +204,9 @@ def _render(
         try:
             result = result.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidMessageError(f"{argument}={name!r} rendered bytes that are not UTF-8") from exc
+            raise InvalidMessageError(
+                f"{argument}={name!r} rendered bytes that are not UTF-8"
+            ) from exc
     if not isinstance(result, str):
         raise InvalidMessageError(f"{argument}={name!r} rendered {type(result).__name__}, not text")
     return result

@@ -10,6 +10,9 @@ Samples in ``docs/*.rst`` are checked by kind:
     ``app.py`` the next block imports); written ``test_*.py`` files are then
     run by pytest in a subprocess, and must pass. A block with
     ``:class: fragment`` is shown, not run: the page says why.
+Blocks of any other language with a relative ``:caption:``
+    Written to that file, in order with the Python blocks: the templates
+    that an application on the page renders.
 ``.. code-block:: ini``
     Parsed; its ``mail.*`` keys must pass
     :func:`pyramid_sendmail.settings.parse_settings`. With a relative
@@ -240,7 +243,7 @@ def test_python_samples_run(page: str, tmp_path: Path, monkeypatch: pytest.Monke
     tests_written = 0
     try:
         for block in read_blocks(DOCS / page):
-            if block.fragment or block.language not in ("python", "ini"):
+            if block.fragment or (block.language not in ("python", "ini") and not block.file):
                 continue
             if block.file:
                 target = tmp_path / block.file

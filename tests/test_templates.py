@@ -18,6 +18,7 @@ import pytest
 import webtest
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import IRendererFactory
 from pyramid.request import Request
 from pyramid.threadlocal import get_current_request
 
@@ -118,6 +119,24 @@ def test_relative_names_resolve_against_the_callers_package(blank_request: Reque
     assert message.html is not None and "<h1>Hello Ann</h1>" in message.html
     with pytest.raises(InvalidMessageError, match=r"looked for .*tests/templates/jinja2"):
         render_message(blank_request, html="templates/jinja2/welcome.jinja2", value={})
+
+
+def test_package_may_be_a_module(blank_request: Request) -> None:
+    message = render_message(
+        blank_request, text="templates/chameleon/welcome.txt", value=_VALUE, package=mailapp
+    )
+    assert message.body is not None and message.body.startswith("Ann, thanks")
+
+
+@pytest.mark.parametrize(
+    ("result", "error"), [(b"\xff", "rendered bytes that are not UTF-8"), (42, "rendered int")]
+)
+def test_a_renderer_must_render_text(blank_request: Request, result: Any, error: str) -> None:
+    blank_request.registry.registerUtility(
+        lambda info: lambda value, system: result, IRendererFactory, name=".bin"
+    )
+    with pytest.raises(InvalidMessageError, match=f"^html='x.bin' {error}"):
+        render_message(blank_request, html="x.bin")
 
 
 def test_translations_work_outside_a_router(blank_request: Request) -> None:
