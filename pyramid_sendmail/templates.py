@@ -18,10 +18,9 @@ from pyramid.renderers import render
 from pyramid.request import Request
 from pyramid.threadlocal import get_current_request, manager
 
-from .addresses import AddressLike
 from .exceptions import InvalidMessageError, SendmailError
 from .html_text import html_to_text
-from .message import Attachment, HeadersLike, Message
+from .message import AddressLike, Attachment, HeadersLike, Message
 
 __all__ = ["AttachmentSource", "Embedder", "render_message"]
 
