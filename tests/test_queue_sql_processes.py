@@ -25,10 +25,10 @@ from recording_server import RecordingServer, numbered_envelope, start_psendmail
 from sqlalchemy.orm import Session
 from zope.sqlalchemy import mark_changed, register
 
+from pyramid_sendmail import SMTPMailer
 from pyramid_sendmail.processor import QueueProcessor
 from pyramid_sendmail.queue.sql import SQLQueue
 from pyramid_sendmail.queue.sql_schema import create, queue_table
-from pyramid_sendmail.smtp import SMTPMailer
 
 pytestmark = pytest.mark.slow
 
