@@ -3,6 +3,7 @@ a real database (SQLite file and PostgreSQL), the processor to a real SMTP serve
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from typing import Any
@@ -245,3 +246,31 @@ def test_a_temporary_refusal_defers_only_the_refused_recipient(
     assert waiting.attempts == 1
     assert queue.status()["deferred"]["count"] == 1
     queue.close()
+
+
+def test_the_processor_thread_delivers_right_after_the_commit(
+    database: sa.Engine, smtp_server: Any
+) -> None:
+    settings = {
+        "sqlalchemy.url": database.url.render_as_string(False),
+        "mail.queue": "sql",
+        "mail.queue_processor": "thread",
+        "mail.host": smtp_server.host,
+        "mail.port": str(smtp_server.port),
+        # Only the wake-up after the commit can deliver within the test.
+        "mail.queue_interval": "600",
+    }
+    app = webtest.TestApp(make_app(None, **settings))
+    runner = app.app.registry.mail_queue_processor
+    try:
+        time.sleep(0.2)  # the thread's first pass finds nothing
+        app.get("/note", {"subject": "woken"})
+        deadline = time.monotonic() + 10
+        while not smtp_server.messages and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        runner.stop()
+        stop(app)
+
+    assert [str(message_from_bytes(m.data)["Subject"]) for m in smtp_server.messages] == ["woken"]
+    assert subjects(database) == []
