@@ -18,7 +18,7 @@ from ..exceptions import InvalidMessageError
 from .headers import DEFAULT, SMTP, SMTPUTF8
 from .normalize import Draft, Part, Text
 
-__all__ = ["to_email_message", "write"]
+__all__ = ["message_of", "serialize", "to_email_message", "write"]
 
 _header_factory = DEFAULT.header_factory
 # The address headers whose folding this writer corrects (see _refold).
@@ -27,7 +27,17 @@ _REFOLDED = ("From", "Sender", "To", "Cc", "Reply-To")
 
 def write(draft: Draft) -> bytes:
     """Return the bytes of *draft*, ready for a mailer."""
-    msg = draft.source if draft.source is not None else to_email_message(draft)
+    return serialize(message_of(draft), draft)
+
+
+def message_of(draft: Draft) -> EmailMessage:
+    """The EmailMessage that is sent: the copied source, or one built."""
+    return draft.source if draft.source is not None else to_email_message(draft)
+
+
+def serialize(msg: EmailMessage, draft: Draft) -> bytes:
+    """The bytes of *msg*, the message of *draft* (whose envelope decides
+    whether the headers may be raw UTF-8)."""
     addresses = [a for name in _REFOLDED for a in _mailboxes(msg, name)]
     # Without SMTPUTF8 the email package writes a non-ASCII address in a
     # header as an encoded word, which no reader can reply to.

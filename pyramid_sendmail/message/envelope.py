@@ -98,5 +98,7 @@ def prepare(
     if fast_writer.can_write(draft):
         data = fast_writer.write(draft)
         return Envelope(draft.sender, draft.recipients, data, draft.message_id)
-    data = email_writer.write(draft)
-    return Envelope(draft.sender, draft.recipients, data, draft.message_id, draft.source)
+    # The envelope keeps the message built, so events need not parse it back.
+    msg = email_writer.message_of(draft)
+    data = email_writer.serialize(msg, draft)
+    return Envelope(draft.sender, draft.recipients, data, draft.message_id, msg)
