@@ -17,6 +17,8 @@ from .exceptions import SendmailError
 from .interfaces import IDirectMailDelivery, IMailer, IQueuedMailDelivery, ISQLMailDelivery
 from .message import Envelope, Message, prepare
 
+__all__ = ["IMailSetup", "MailSetup", "MessageLike", "RequestMailer", "get_mailer", "request_mailer"]
+
 log = logging.getLogger(__name__)
 
 MessageLike = Message | EmailMessage
@@ -38,6 +40,10 @@ class MailSetup:
     #: Called as ``observer(message, queued)`` for each message a send method
     #: takes (the testing outbox).
     observers: list[Callable[[Any, bool], None]] = field(default_factory=list)
+    #: Called as ``recorder(envelope, method, transaction_manager)`` for each
+    #: message a send method takes, when ``mail.devtools`` is on; None when off,
+    #: so sending pays for one attribute test.
+    recorder: Callable[[Envelope, str, Any], None] | None = None
     #: False when the testing include has swapped the mailer.
     start_processor: bool = True
     #: The SQL queue's ``request -> Session`` (``mail.queue_sql_session``).
@@ -94,7 +100,7 @@ class RequestMailer:
         setup = self.setup
         envelope = self._prepare(setup, message)
         message_id = self._deliver(setup, setup.delivery, envelope)
-        self._record(setup, message)
+        self._record(setup, message, envelope, "send")
         return message_id
 
     def send_to_queue(self, message: MessageLike) -> str:
@@ -102,7 +108,7 @@ class RequestMailer:
         setup = self.setup
         envelope = self._prepare(setup, message)
         message_id = self._deliver(setup, self._queue(setup), envelope)
-        self._record(setup, message, queued=True)
+        self._record(setup, message, envelope, "send_to_queue", queued=True)
         return message_id
 
     def _deliver(self, setup: MailSetup, delivery: Any, envelope: Envelope) -> str:
@@ -119,7 +125,7 @@ class RequestMailer:
         """
         setup = self.setup
         envelope = self._prepare(setup, message)
-        self._record(setup, message)
+        self._record(setup, message, envelope, "send_immediately")
         return send_now(setup.mailer, envelope, self._events)
 
     def send_to_queue_immediately(self, message: MessageLike) -> str:
@@ -131,17 +137,26 @@ class RequestMailer:
         setup = self.setup
         envelope = self._prepare(setup, message)
         message_id = self._queue(setup).enqueue_now(envelope)
-        self._record(setup, message, queued=True)
+        self._record(setup, message, envelope, "send_to_queue_immediately", queued=True)
         return message_id
 
     def _prepare(self, setup: MailSetup, message: MessageLike) -> Envelope:
         return prepare(message, setup.default_sender, setup.redirect_to)
 
-    def _record(self, setup: MailSetup, message: MessageLike, queued: bool = False) -> None:
+    def _record(
+        self,
+        setup: MailSetup,
+        message: MessageLike,
+        envelope: Envelope,
+        method: str,
+        queued: bool = False,
+    ) -> None:
         # Only once the message was taken: a send() that raised (no
         # transaction to join, no queue) must not show up in the outbox.
         for observer in setup.observers:
             observer(message, queued)
+        if setup.recorder is not None:
+            setup.recorder(envelope, method, self.transaction_manager)
 
     def _queue(self, setup: MailSetup) -> IQueuedMailDelivery:
         if setup.queued_delivery is None:

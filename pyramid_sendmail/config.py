@@ -20,6 +20,8 @@ from .settings import parse_settings
 
 __all__ = ["build_mailer", "build_setup", "includeme", "open_configured_queue", "register_setup"]
 
+__all__ = ["build_mailer", "build_setup", "includeme", "register_setup"]
+
 log = logging.getLogger(__name__)
 
 _INCLUDED = "pyramid_sendmail.included"
@@ -43,6 +45,13 @@ def includeme(config: Configurator) -> None:
     setup = build_setup(values, mailer)
     register_setup(registry, setup)
     config.add_request_method(request_mailer, "mailer", reify=True)
+    # Previews are registered whether or not mail.devtools serves them, so an
+    # application declares them once for every environment.
+    config.add_directive("add_mail_preview", "pyramid_sendmail.devtools.previews.add_mail_preview")
+    if values["devtools"]:
+        from .devtools import include_devtools
+
+        include_devtools(config, values, setup)
     config.add_tween(
         "pyramid_sendmail.events.event_tween_factory",
         over=("pyramid_tm.tm_tween_factory", MAIN),

@@ -14,6 +14,8 @@ from pyramid.settings import asbool
 from .exceptions import InvalidMessageError
 from .message import parse_address
 
+__all__ = ["CLAIM_TIMEOUTS", "PREFIX", "SETTINGS", "Setting", "parse_settings"]
+
 log = logging.getLogger(__name__)
 
 PREFIX = "mail."
@@ -90,6 +92,13 @@ def _choice(*choices: str) -> Callable[[Any], str]:
         return text
 
     return convert
+
+
+def _path_prefix(value: Any) -> str:
+    text = "/" + str(value).strip().strip("/")
+    if text == "/" or any(c in text for c in "{}*?#"):
+        raise ValueError("a URL path such as /_mail")
+    return text
 
 
 def _mailer_kind(value: Any) -> str:
@@ -324,6 +333,30 @@ SETTINGS: tuple[Setting, ...] = (
         600.0,
         "seconds",
         "When a claim left by a dead processor goes back to the queue.",
+    ),
+    Setting(
+        "devtools",
+        _bool,
+        False,
+        "boolean",
+        "Development only: serve the dev inbox and the mail previews at "
+        "``mail.devtools_path`` and record this process's messages for them and "
+        "for the debug toolbar's mail panel (see :doc:`devtools`).",
+    ),
+    Setting(
+        "devtools_path",
+        _path_prefix,
+        "/_mail",
+        "string",
+        "Where the dev inbox and the previews are served.",
+    ),
+    Setting(
+        "devtools_allow_production",
+        _bool,
+        False,
+        "boolean",
+        "Let ``mail.devtools`` start although neither ``pyramid.reload_templates`` "
+        "nor any ``pyramid.debug_*`` setting is true (which looks like production).",
     ),
 )
 

@@ -1,0 +1,113 @@
+"""The dev tools: a dev inbox and mail previews in the browser (``mail.devtools``).
+
+:func:`include_devtools` is called by ``config.include('pyramid_sendmail')``
+when ``mail.devtools`` is true. It checks that the set-up looks like
+development (:func:`check_development`), keeps a :class:`DevTools` on the
+registry, makes ``request.mailer`` record each message, and serves the pages
+under ``mail.devtools_path``. With the setting off none of this exists: the
+paths are not found and sending records nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
+from pyramid.settings import asbool
+from zope.interface import Interface
+
+from ..api import MailSetup
+from ..interfaces import IMailEvent, IQueuedMailDelivery
+from .files import MailFolder
+from .recorder import Recorder, Store
+
+__all__ = ["DevTools", "IDevTools", "check_development", "get_devtools", "include_devtools"]
+
+log = logging.getLogger(__name__)
+
+#: Pyramid settings that only a development set-up turns on.
+_DEVELOPMENT_FLAGS = (
+    "reload_templates",
+    "reload_assets",
+    "reload_all",
+    "debug_all",
+    "debug_authorization",
+    "debug_notfound",
+    "debug_routematch",
+    "debug_templates",
+)
+
+
+class IDevTools(Interface):
+    """Marker for the :class:`DevTools` utility."""
+
+
+@dataclass
+class DevTools:
+    """What the dev tools keep for this application."""
+
+    path: str
+    #: The messages this process took.
+    inbox: Store
+    #: The messages the previews built (never sent).
+    previews: Store
+    recorder: Recorder
+    setup: MailSetup
+    #: The file mailer's folder, when ``mail.mailer = file``.
+    folder: MailFolder | None = None
+
+    def find(self, key: str) -> Any:
+        """The record *key* of the inbox or of the previews, or None."""
+        return self.inbox.get(key) or self.previews.get(key)
+
+
+def get_devtools(registry: Any) -> DevTools | None:
+    """The dev tools of *registry*, or None when ``mail.devtools`` is off."""
+    return registry.queryUtility(IDevTools)  # type: ignore[no-any-return]
+
+
+def check_development(settings: Any, allow_production: bool) -> None:
+    """Refuse to start the dev tools where the set-up looks like production.
+
+    The dev inbox shows every message, with its links and tokens, to whoever
+    can reach the application; a development set-up is recognised by a
+    Pyramid reload or debug setting, which production turns off.
+    """
+    settings = settings or {}
+    if allow_production:
+        return
+    for flag in _DEVELOPMENT_FLAGS:
+        if asbool(settings.get(flag, settings.get("pyramid." + flag, False))):
+            return
+    raise ConfigurationError(
+        "mail.devtools is true but neither pyramid.reload_templates nor any "
+        "pyramid.debug_* setting is: this looks like production, where the dev inbox "
+        "would show every message to anyone. Set pyramid.reload_templates = true in "
+        "development, or mail.devtools_allow_production = true if you mean it"
+    )
+
+
+def include_devtools(config: Configurator, values: dict[str, Any], setup: MailSetup) -> None:
+    """Record messages and serve the dev tools at ``mail.devtools_path``."""
+    registry = config.registry
+    check_development(registry.settings, values["devtools_allow_production"])
+    path = values["devtools_path"]
+    log.warning(
+        "mail.devtools is on: every message this process sends is kept in memory and "
+        "shown at %s/ to anyone who can reach the application. Development only.",
+        path,
+    )
+    inbox = Store()
+    recorder = Recorder(inbox, lambda: IQueuedMailDelivery.providedBy(setup.delivery))
+    setup.recorder = recorder
+    folder = MailFolder(os.path.abspath(values["file_path"])) if values["mailer"] == "file" else None
+    devtools = DevTools(path, inbox, Store(max_messages=50), recorder, setup, folder)
+    registry.registerUtility(devtools, IDevTools)
+    config.add_subscriber(recorder.on_event, IMailEvent)
+    from .views import add_views
+
+    add_views(config, path)
