@@ -8,6 +8,7 @@ request's transaction commits.
 from .api import RequestMailer, get_mailer
 from .config import includeme
 from .delivery import DirectMailDelivery, QueuedMailDelivery
+from .devtools.previews import mail_preview
 from .events import MailDeferred, MailFailed, MailSent
 from .exceptions import (
     CorruptEntry,
@@ -57,4 +58,5 @@ __all__ = [
     "get_mailer",
     "includeme",
     "render_message",
+    "mail_preview",
 ]

@@ -23,9 +23,19 @@ from zope.interface import Interface
 from ..api import MailSetup
 from ..interfaces import IMailEvent, IQueuedMailDelivery
 from .files import MailFolder
+from .previews import add_mail_preview, mail_preview
 from .recorder import Recorder, Store
 
-__all__ = ["DevTools", "IDevTools", "check_development", "get_devtools", "include_devtools"]
+__all__ = [
+    "DevTools",
+    "IDevTools",
+    "add_mail_preview",
+    "check_development",
+    "get_devtools",
+    "include_devtools",
+    "mail_preview",
+    "message_url",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +78,19 @@ class DevTools:
 def get_devtools(registry: Any) -> DevTools | None:
     """The dev tools of *registry*, or None when ``mail.devtools`` is off."""
     return registry.queryUtility(IDevTools)  # type: ignore[no-any-return]
+
+
+def message_url(request: Any, message_id: str) -> str | None:
+    """The dev inbox's page for the message *message_id* that ``send()`` returned.
+
+    None when ``mail.devtools`` is off, so an application can show the link
+    in development only.
+    """
+    if get_devtools(request.registry) is None:
+        return None
+    return request.route_path(  # type: ignore[no-any-return]
+        "pyramid_sendmail.devtools.by_id", message_id=message_id
+    )
 
 
 def check_development(settings: Any, allow_production: bool) -> None:

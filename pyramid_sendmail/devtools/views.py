@@ -54,6 +54,7 @@ def add_views(config: Configurator, path: str) -> None:
     routes = (
         ("root", path, _root),
         ("inbox", f"{path}/", _inbox),
+        ("by_id", f"{path}/id/{{message_id}}", _by_id),
         ("previews", f"{path}/previews", _previews),
         ("preview", f"{path}/previews/{{name}}", _preview),
         ("message", f"{path}/{_SOURCES}", _message),
@@ -90,6 +91,13 @@ def _base(request: Any) -> str:
 
 def _root(request: Any) -> HTTPFound:
     return HTTPFound(request.route_path(_R + "inbox"))
+
+
+def _by_id(request: Any) -> Response:
+    record = _devtools(request).inbox.by_message_id(request.matchdict["message_id"])
+    if record is None:
+        return _gone(request)
+    return HTTPFound(request.route_path(_R + "message", kind="m", key=record.key))
 
 
 def _inbox(request: Any) -> Response:

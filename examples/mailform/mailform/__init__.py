@@ -9,7 +9,10 @@ from pyramid.config import Configurator
 from pyramid.threadlocal import get_current_registry
 from pyramid.view import view_config
 
-from pyramid_sendmail import InvalidMessageError, MailSent, Message
+from pyramid_sendmail import InvalidMessageError, MailSent
+from pyramid_sendmail.devtools import message_url
+
+from .mails import build_message
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>pyramid_sendmail example</title>
@@ -36,10 +39,8 @@ def home(request):
     params = request.POST
     notice = ""
     if request.method == "POST":
-        message = Message(
-            subject=params.get("subject", ""),
-            recipients=[params.get("to", "")],
-            body=params.get("body", ""),
+        message = build_message(
+            params.get("to", ""), params.get("subject", ""), params.get("body", "")
         )
         try:
             message_id = request.mailer.send(message)
@@ -53,6 +54,12 @@ def home(request):
                 f"In a moment the queue processor writes it as an <code>.eml</code> file "
                 f"into <code>{html.escape(os.path.abspath(folder))}</code>.</p>"
             )
+            url = message_url(request, message_id)
+            if url is not None:  # mail.devtools is on
+                notice += (
+                    f'<p class="note"><a id="inbox-link" href="{html.escape(url)}">'
+                    "See it in the dev inbox</a>.</p>"
+                )
     body = PAGE.format(
         notice=notice,
         to=html.escape(params.get("to", "ann@example.org")),
