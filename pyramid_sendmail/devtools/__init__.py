@@ -131,6 +131,25 @@ def include_devtools(config: Configurator, values: dict[str, Any], setup: MailSe
     devtools = DevTools(path, inbox, Store(max_messages=50), recorder, setup, folder)
     registry.registerUtility(devtools, IDevTools)
     config.add_subscriber(recorder.on_event, IMailEvent)
+    _exclude_from_toolbar(registry.settings, path)
     from .views import add_views
 
     add_views(config, path)
+
+
+def _exclude_from_toolbar(settings: Any, path: str) -> None:
+    """Keep pyramid_debugtoolbar off the dev tools' pages.
+
+    Its button would be injected into every HTML response, a message's own
+    HTML part included; its tween reads ``debugtoolbar.exclude_prefixes``
+    when the application is created, as a sequence once the toolbar's
+    include has parsed it, as text before.
+    """
+    if settings is None:
+        return
+    key = "debugtoolbar.exclude_prefixes"
+    current = settings.get(key)
+    if isinstance(current, (list, tuple)):
+        settings[key] = [*current, path]
+    else:
+        settings[key] = f"{current or ''}\n{path}".strip()

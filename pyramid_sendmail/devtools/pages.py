@@ -121,7 +121,7 @@ def inbox_page(
     if folder is not None:
         body.append(
             f'<h2>Files in <code>{_e(folder)}</code></h2><p class="lead">The file mailer\'s '
-            f".eml files that are not listed above (the newest {len(files)}).</p>"
+            ".eml files that are not listed above, newest first.</p>"
         )
         body.append(
             _table(files, with_origin=False) if files else '<p class="muted">No other files.</p>'
@@ -132,19 +132,27 @@ def inbox_page(
 def _table(rows: Iterable[Listing], with_origin: bool) -> str:
     head = "<th>Outcome</th><th>Time</th><th>Subject</th><th>From</th><th>To</th><th>Size</th>"
     if with_origin:
-        head += "<th>Sent by</th>"
+        head += "<th>Request</th>"
     lines = [f'<table class="list"><thead><tr>{head}</tr></thead><tbody>']
     for row in rows:
-        origin = f'<td class="muted mono">{_e(row.origin)}</td>' if with_origin else ""
+        origin = f'<td class="muted mono nowrap">{_e(row.origin)}</td>' if with_origin else ""
         lines.append(
             f"<tr><td>{badge(row.outcome, row.detail)}</td>"
             f'<td class="muted nowrap">{_e(_when(row.created))}</td>'
             f'<td class="subject"><a href="{_e(row.url)}">{_e(row.subject or "(no subject)")}</a></td>'
-            f"<td>{_e(row.sender)}</td><td>{_e(row.to)}</td>"
+            f"<td>{_address(row.sender)}</td><td>{_e(row.to)}</td>"
             f'<td class="muted nowrap">{_e(_size(row.size))}</td>{origin}</tr>'
         )
     lines.append("</tbody></table>")
     return "".join(lines)
+
+
+def _address(value: str) -> str:
+    """A From address as its display name, the address itself in a tooltip."""
+    name, _, rest = value.partition(" <")
+    if not rest:
+        return _e(value)
+    return f'<span title="{_e(value)}">{_e(name.strip(chr(34)))}</span>'
 
 
 def previews_page(base: str, previews: Sequence[Preview]) -> str:

@@ -18,6 +18,7 @@ PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>pyramid_sendmail example</title>
 <style>body{{font-family:sans-serif;max-width:40em;margin:2em auto}}
 label{{display:block;margin-top:1em}}input,textarea{{width:100%}}
+label.check input{{width:auto}}
 .note{{background:#eef;padding:.5em 1em}}.error{{background:#fee;padding:.5em 1em}}</style>
 </head><body>
 <h1>Send a message</h1>
@@ -26,6 +27,8 @@ label{{display:block;margin-top:1em}}input,textarea{{width:100%}}
 <label>To <input name="to" value="{to}" required></label>
 <label>Subject <input name="subject" value="{subject}"></label>
 <label>Message <textarea name="body" rows="6">{body}</textarea></label>
+<label class="check"><input type="checkbox" name="abort" value="1"> Abort the transaction
+after <code>send()</code>: nothing is sent</label>
 <p><button>Send</button></p>
 </form>
 <p>Sent so far by this process: {sent}.</p>
@@ -54,6 +57,13 @@ def home(request):
                 f"In a moment the queue processor writes it as an <code>.eml</code> file "
                 f"into <code>{html.escape(os.path.abspath(folder))}</code>.</p>"
             )
+            if params.get("abort"):
+                # pyramid_tm aborts a doomed transaction: the message is discarded.
+                request.tm.doom()
+                notice = (
+                    f'<p class="note">Message <code>{html.escape(message_id)}</code> was '
+                    "discarded: the transaction was doomed, so nothing is sent.</p>"
+                )
             url = message_url(request, message_id)
             if url is not None:  # mail.devtools is on
                 notice += (
