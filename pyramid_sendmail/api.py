@@ -17,7 +17,14 @@ from .exceptions import SendmailError
 from .interfaces import IDirectMailDelivery, IMailer, IQueuedMailDelivery, ISQLMailDelivery
 from .message import Envelope, Message, prepare
 
-__all__ = ["IMailSetup", "MailSetup", "MessageLike", "RequestMailer", "get_mailer", "request_mailer"]
+__all__ = [
+    "IMailSetup",
+    "MailSetup",
+    "MessageLike",
+    "RequestMailer",
+    "get_mailer",
+    "request_mailer",
+]
 
 log = logging.getLogger(__name__)
 

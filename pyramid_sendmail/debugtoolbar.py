@@ -34,27 +34,27 @@ class MailPanel(DebugPanel):
 
     def __init__(self, request: Any) -> None:
         self._request = request
-        self.data = {"enabled": get_devtools(request.registry) is not None, "rows": []}
+        self.rows: list[dict[str, Any]] = []
+        self.data = {"enabled": get_devtools(request.registry) is not None, "rows": self.rows}
 
     def process_response(self, response: Any) -> None:
         request, self._request = self._request, None
         records: list[Record] = request.environ.get(REQUEST_KEY, [])
-        self.data["rows"] = [_row(request, record) for record in records]
+        self.rows[:] = [_row(request, record) for record in records]
         if self.data["enabled"]:
             self.data["inbox"] = request.route_path(_ROUTE + "inbox")
 
     @property
-    def has_content(self) -> bool:  # type: ignore[override]
-        return bool(self.data["rows"]) or not self.data["enabled"]
+    def has_content(self) -> bool:
+        return bool(self.rows) or not self.data["enabled"]
 
     @property
-    def nav_subtitle(self) -> str:  # type: ignore[override]
-        return str(len(self.data["rows"])) if self.data["rows"] else ""
+    def nav_subtitle(self) -> str:
+        return str(len(self.rows)) if self.rows else ""
 
     @property
-    def nav_subtitle_style(self) -> str:  # type: ignore[override]
-        rows = self.data["rows"]
-        trouble = any(row["record"].outcome in _TROUBLE or row["redirected"] for row in rows)
+    def nav_subtitle_style(self) -> str:
+        trouble = any(row["record"].outcome in _TROUBLE or row["redirected"] for row in self.rows)
         return "progress-bar-warning" if trouble else ""
 
 

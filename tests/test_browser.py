@@ -250,8 +250,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, lis
     html = (
         f"<p>Hello</p><script>{script}</script>"
         '<img src="/missing" onerror="new Image().src=\'/beacon?onerror\'">'
-        '<svg onload="new Image().src=\'/beacon?svg\'"></svg>'
-        '<iframe src="javascript:new Image().src=\'/beacon?js\'"></iframe>'
+        "<svg onload=\"new Image().src='/beacon?svg'\"></svg>"
+        "<iframe src=\"javascript:new Image().src='/beacon?js'\"></iframe>"
     )
 
     def send(request: Any) -> Response:

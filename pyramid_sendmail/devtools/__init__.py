@@ -77,7 +77,7 @@ class DevTools:
 
 def get_devtools(registry: Any) -> DevTools | None:
     """The dev tools of *registry*, or None when ``mail.devtools`` is off."""
-    return registry.queryUtility(IDevTools)  # type: ignore[no-any-return]
+    return registry.queryUtility(IDevTools)
 
 
 def message_url(request: Any, message_id: str) -> str | None:
@@ -88,9 +88,7 @@ def message_url(request: Any, message_id: str) -> str | None:
     """
     if get_devtools(request.registry) is None:
         return None
-    return request.route_path(  # type: ignore[no-any-return]
-        "pyramid_sendmail.devtools.by_id", message_id=message_id
-    )
+    return str(request.route_path("pyramid_sendmail.devtools.by_id", message_id=message_id))
 
 
 def check_development(settings: Any, allow_production: bool) -> None:
@@ -127,7 +125,9 @@ def include_devtools(config: Configurator, values: dict[str, Any], setup: MailSe
     inbox = Store()
     recorder = Recorder(inbox, lambda: IQueuedMailDelivery.providedBy(setup.delivery))
     setup.recorder = recorder
-    folder = MailFolder(os.path.abspath(values["file_path"])) if values["mailer"] == "file" else None
+    folder = (
+        MailFolder(os.path.abspath(values["file_path"])) if values["mailer"] == "file" else None
+    )
     devtools = DevTools(path, inbox, Store(max_messages=50), recorder, setup, folder)
     registry.registerUtility(devtools, IDevTools)
     config.add_subscriber(recorder.on_event, IMailEvent)

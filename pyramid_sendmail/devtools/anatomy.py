@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import urlsplit
 
 from .. import policies
@@ -72,20 +73,20 @@ class Anatomy:
         """The MIME part numbered *index* in :attr:`parts`, or None."""
         for number, part in enumerate(self.message.walk()):
             if number == index:
-                return part  # type: ignore[return-value]
+                return part
         return None
 
 
 def dissect(data: bytes, sender: str, recipients: Sequence[str]) -> Anatomy:
     """Analyse the message *data* sent from *sender* to *recipients*."""
-    message: EmailMessage = _parser.parsebytes(data)  # type: ignore[assignment]
+    message: EmailMessage = _parser.parsebytes(data)
     parts, cids = _tree(message)
     html_part = message.get_body(("html",))
     text_part = message.get_body(("plain",))
     body_parts = {id(p) for p in (html_part, text_part) if p is not None}
     attachments = [
         info
-        for info, part in zip(parts, message.walk())
+        for info, part in zip(parts, message.walk(), strict=True)
         if not part.is_multipart()
         and id(part) not in body_parts
         and (info.disposition == "attachment" or (info.filename and not info.content_id))
@@ -149,14 +150,14 @@ def _tree(message: EmailMessage) -> tuple[list[Part], dict[str, int]]:
     return parts, cids
 
 
-def _content(part: EmailMessage | None) -> str | None:
+def _content(part: Any) -> str | None:
     if part is None:
         return None
     try:
         return str(part.get_content())
     except (LookupError, ValueError):
         payload = part.get_payload(decode=True) or b""
-        return payload.decode("utf-8", "replace")  # type: ignore[union-attr]
+        return str(payload.decode("utf-8", "replace"))
 
 
 def _addr_specs(message: EmailMessage, names: Sequence[str]) -> set[str]:
@@ -229,7 +230,9 @@ def _warnings(anatomy: Anatomy, data: bytes) -> list[str]:
         referred = {m.group(1) for m in _CID.finditer(anatomy.html)}
         missing = sorted(c for c in referred if c.lower() not in anatomy.cids)
         if missing:
-            warnings.append("The HTML refers to missing inline parts: cid:" + ", cid:".join(missing))
+            warnings.append(
+                "The HTML refers to missing inline parts: cid:" + ", cid:".join(missing)
+            )
         html_size = len(anatomy.html.encode("utf-8"))
         if html_size > HTML_CLIP_BYTES:
             warnings.append(

@@ -16,7 +16,14 @@ from urllib.parse import quote
 from .anatomy import Anatomy
 from .previews import Preview
 
-__all__ = ["Listing", "MessageLinks", "inbox_page", "message_page", "not_found_page", "previews_page"]
+__all__ = [
+    "Listing",
+    "MessageLinks",
+    "inbox_page",
+    "message_page",
+    "not_found_page",
+    "previews_page",
+]
 
 #: The source tab shows this much of a message; the .eml download has it all.
 _SOURCE_SHOWN = 256 * 1024
@@ -97,7 +104,7 @@ def layout(title: str, body: str, base: str, active: str = "") -> str:
         "</head><body>"
         f'<header class="topbar"><a class="brand" href="{_e(base)}/">'
         '<span class="logo">✉</span> pyramid_sendmail <small>dev tools</small></a>'
-        f'<nav>{tabs}</nav></header><main>{body}</main></body></html>\n'
+        f"<nav>{tabs}</nav></header><main>{body}</main></body></html>\n"
     )
 
 
@@ -139,7 +146,8 @@ def _table(rows: Iterable[Listing], with_origin: bool) -> str:
         lines.append(
             f"<tr><td>{badge(row.outcome, row.detail)}</td>"
             f'<td class="muted nowrap">{_e(_when(row.created))}</td>'
-            f'<td class="subject"><a href="{_e(row.url)}">{_e(row.subject or "(no subject)")}</a></td>'
+            f'<td class="subject"><a href="{_e(row.url)}">'
+            f"{_e(row.subject or '(no subject)')}</a></td>"
             f"<td>{_address(row.sender)}</td><td>{_e(row.to)}</td>"
             f'<td class="muted nowrap">{_e(_size(row.size))}</td>{origin}</tr>'
         )
@@ -211,7 +219,9 @@ def message_page(
     body.append(f'<p class="facts">{badge(outcome, detail)}{detail_html}{facts_html}</p></div>')
     if anatomy.warnings:
         items = "".join(f"<li>{_e(w)}</li>" for w in anatomy.warnings)
-        body.append(f'<div class="warnings"><strong>Check before sending</strong><ul>{items}</ul></div>')
+        body.append(
+            f'<div class="warnings"><strong>Check before sending</strong><ul>{items}</ul></div>'
+        )
     body.append(_addresses(anatomy))
     body.append(_tabs(anatomy, links))
     body.append(
@@ -257,7 +267,8 @@ def _tabs(anatomy: Anatomy, links: MessageLinks) -> str:
                 "html",
                 "HTML",
                 '<div class="viewport"><iframe title="The HTML part" '
-                'sandbox="allow-popups allow-popups-to-escape-sandbox" referrerpolicy="no-referrer" '
+                'sandbox="allow-popups allow-popups-to-escape-sandbox" '
+                'referrerpolicy="no-referrer" '
                 f'src="{_e(links.html)}"></iframe></div>',
             )
         )
@@ -277,7 +288,8 @@ def _tabs(anatomy: Anatomy, links: MessageLinks) -> str:
     tree = "".join(
         f'<tr><td style="padding-left:{0.6 + 1.4 * p.depth:.1f}em" class="mono">'
         f"{_e(p.content_type)}</td><td>{_e(p.charset or '')}</td><td>{_e(p.encoding or '')}</td>"
-        f"<td>{_e(p.disposition or '')}</td><td class=mono>{_e(p.filename or p.content_id or '')}</td>"
+        f"<td>{_e(p.disposition or '')}</td>"
+        f"<td class=mono>{_e(p.filename or p.content_id or '')}</td>"
         f'<td class="nowrap">{"" if p.content_type.startswith("multipart/") else _e(_size(p.size))}'
         "</td></tr>"
         for p in anatomy.parts
@@ -303,5 +315,5 @@ def _tabs(anatomy: Anatomy, links: MessageLinks) -> str:
         panels.append(f'<div class="panel" id="panel-{name}">{content}</div>')
     return (
         f'<section class="tabs">{"".join(inputs)}<div class="tablist">{"".join(labels)}</div>'
-        f'{"".join(panels)}</section>'
+        f"{''.join(panels)}</section>"
     )

@@ -51,15 +51,15 @@ def add_mail_preview(
     A configuration directive: ``config.add_mail_preview(welcome_mail)``.
     Two previews with one name conflict, as two views for one route do.
     """
-    factory = config.maybe_dotted(factory)
-    name = name or getattr(factory, "__name__", None)
+    resolved: PreviewFactory = config.maybe_dotted(factory)
+    name = name or getattr(resolved, "__name__", None)
     if not name or not _NAME.match(name):
         raise ConfigurationError(
             f"mail preview name {name!r} must be letters, digits, '_', '.' or '-'"
         )
     title = title or name.replace("_", " ").strip().capitalize()
-    doc = (getattr(factory, "__doc__", None) or "").strip().split("\n\n")[0]
-    preview = Preview(name, factory, title, " ".join(doc.split()))
+    doc = (getattr(resolved, "__doc__", None) or "").strip().split("\n\n")[0]
+    preview = Preview(name, resolved, title, " ".join(doc.split()))
     registry = config.registry
 
     def register() -> None:
@@ -70,7 +70,7 @@ def add_mail_preview(
         previews[name] = preview
 
     introspectable = config.introspectable("mail previews", name, title, "mail preview")
-    introspectable["factory"] = factory
+    introspectable["factory"] = resolved
     config.action(("pyramid_sendmail.preview", name), register, introspectables=(introspectable,))
 
 

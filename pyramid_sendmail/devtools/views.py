@@ -86,7 +86,7 @@ def _page(request: Any, body: str, status: int = 200) -> Response:
 
 
 def _base(request: Any) -> str:
-    return request.route_path(_R + "root")  # type: ignore[no-any-return]
+    return str(request.route_path(_R + "root"))
 
 
 def _root(request: Any) -> HTTPFound:
@@ -256,7 +256,9 @@ def _eml(request: Any) -> Response:
 
 
 def _attachment(filename: str) -> str:
-    safe = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
+    safe = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
+    )
     return f"attachment; filename=\"{safe}\"; filename*=UTF-8''{quote(filename)}"
 
 

@@ -97,4 +97,3 @@ def main(global_config, **settings):
     config.add_subscriber(count_sent, MailSent)
     config.scan(".")
     return config.make_wsgi_app()
-

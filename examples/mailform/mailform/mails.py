@@ -10,7 +10,8 @@ from pyramid_sendmail import Attachment, Message
 LOGO = files("mailform").joinpath("static/logo.png").read_bytes()
 
 HTML = """<!doctype html>
-<html><body style="margin:0;padding:24px;background:#f4f5f7;font-family:Helvetica,Arial,sans-serif;color:#1d2330">
+<html><body style="margin:0;padding:24px;background:#f4f5f7;
+font-family:Helvetica,Arial,sans-serif;color:#1d2330">
 <table role="presentation" width="100%" cellpadding="0" cellspacing="0"><tr><td align="center">
 <table role="presentation" width="560" cellpadding="0" cellspacing="0"
  style="background:#ffffff;border-radius:10px;padding:32px;max-width:560px">
@@ -18,7 +19,8 @@ HTML = """<!doctype html>
 <tr><td style="padding-top:20px"><h1 style="margin:0 0 12px;font-size:22px">{subject}</h1>
 <div style="font-size:16px;line-height:1.5">{body}</div></td></tr>
 <tr><td style="padding-top:28px;font-size:13px;color:#6b7385">Sent by the pyramid_sendmail example
-application. <a href="https://example.com/unsubscribe" style="color:#3b5bdb">Unsubscribe</a></td></tr>
+application.
+<a href="https://example.com/unsubscribe" style="color:#3b5bdb">Unsubscribe</a></td></tr>
 </table></td></tr></table></body></html>
 """
 

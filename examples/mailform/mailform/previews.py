@@ -17,5 +17,7 @@ def form_message(request):
     return build_message(
         to="ann@example.org",
         subject=params.get("subject", "Hello from Pyramid"),
-        body=params.get("body", "It works.\n\nThis message has a text part, an HTML part and an inline logo."),
+        body=params.get(
+            "body", "It works.\n\nThis message has a text part, an HTML part and an inline logo."
+        ),
     )
