@@ -77,7 +77,8 @@ def add_mail_preview(
 class mail_preview:
     """Decorate a preview factory; ``config.scan()`` registers it.
 
-    Takes the arguments of :func:`add_mail_preview` after the factory. The
+    Takes the arguments of :func:`~pyramid_sendmail.devtools.add_mail_preview`
+    after the factory. The
     application must include ``pyramid_sendmail`` before it scans.
     """
 
