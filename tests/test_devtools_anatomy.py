@@ -6,7 +6,7 @@ from devtools_app import rich_message
 
 from pyramid_sendmail import Message
 from pyramid_sendmail.devtools.anatomy import dissect, rewrite_cids
-from pyramid_sendmail.envelope import prepare
+from pyramid_sendmail.message import prepare
 
 
 def _anatomy(message: Message, redirect_to: str | None = None):  # type: ignore[no-untyped-def]

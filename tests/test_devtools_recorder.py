@@ -14,7 +14,7 @@ from pyramid_sendmail import MailDeliveryError, Message, get_mailer
 from pyramid_sendmail.api import IMailSetup
 from pyramid_sendmail.devtools import get_devtools
 from pyramid_sendmail.devtools.recorder import Record, Store
-from pyramid_sendmail.envelope import prepare
+from pyramid_sendmail.message import prepare
 from pyramid_sendmail.testing import get_testing_mailer
 
 

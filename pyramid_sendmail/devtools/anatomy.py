@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import policies
+from ..message.headers import DEFAULT as POLICY
 
 __all__ = ["Anatomy", "Part", "dissect", "rewrite_cids"]
 
@@ -21,7 +21,7 @@ HTML_CLIP_BYTES = 102 * 1024
 #: Many relays and providers refuse messages larger than this.
 LARGE_BYTES = 10 * 1024 * 1024
 _LOCAL_HOSTS = frozenset(["localhost", "127.0.0.1", "0.0.0.0", "::1", "[::1]"])
-_parser = BytesParser(policy=policies.DEFAULT)
+_parser = BytesParser(policy=POLICY)
 _CID = re.compile(r"cid:([^\"'\s)>]+)", re.IGNORECASE)
 
 

@@ -22,8 +22,8 @@ from typing import Any
 import transaction
 from pyramid.threadlocal import get_current_request
 
-from ..envelope import Envelope
 from ..events import MailDeferred, MailFailed, MailSent
+from ..message import Envelope
 
 __all__ = [
     "DISCARDED",

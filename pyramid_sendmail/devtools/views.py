@@ -20,7 +20,7 @@ from pyramid.httpexceptions import HTTPFound
 from pyramid.response import Response
 from transaction.interfaces import NoTransaction
 
-from ..envelope import prepare
+from ..message import prepare
 from .anatomy import Anatomy, dissect, rewrite_cids
 from .pages import Listing, MessageLinks, inbox_page, message_page, not_found_page, previews_page
 from .previews import IMailPreviews, PreviewMailer
