@@ -57,6 +57,6 @@ __all__ = [
     "UnknownEntry",
     "get_mailer",
     "includeme",
-    "render_message",
     "mail_preview",
+    "render_message",
 ]
