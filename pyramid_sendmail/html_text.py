@@ -64,6 +64,12 @@ class _TextParser(HTMLParser):
 
     # -- output ---------------------------------------------------------------
 
+    def close(self) -> None:
+        super().close()
+        # A link left open at the end still shows where it leads.
+        while self._links:
+            self._end_link(*self._links.pop())
+
     def text(self) -> str:
         lines = [line.rstrip() for line in "".join(self._out).split("\n")]
         return "\n".join(lines).strip("\n") + "\n" if any(lines) else ""
@@ -161,10 +167,13 @@ class _TextParser(HTMLParser):
         elif tag == "a" and self._links:
             self._end_link(*self._links.pop())
         elif self._heading and tag == self._heading[0]:
-            heading = "".join(self._out[self._heading[1] :]).strip()
+            written = "".join(self._out[self._heading[1] :])
             self._heading = None
-            if heading:
-                self._out.append("\n" + ("=" if tag == "h1" else "-") * len(heading))
+            if written.strip():
+                # Underline the heading's last line, after its indentation.
+                width = len(written.rsplit("\n", 1)[-1].rstrip()) - len(self._line_prefix)
+                indent = "".join(self._prefixes)
+                self._out.append("\n" + indent + ("=" if tag == "h1" else "-") * width)
         if tag in _BLOCKS:
             self._block(_BLOCKS[tag] if not (tag in ("ul", "ol") and self._lists) else 1)
 

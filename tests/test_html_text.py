@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pyramid_sendmail.html_text import html_to_text
 
@@ -23,6 +25,7 @@ from pyramid_sendmail.html_text import html_to_text
         ("<h1>Title</h1><p>Text</p>", "Title\n=====\n\nText\n"),
         ("<h2>Sub  title</h2>", "Sub title\n---------\n"),
         ("<h3>Small</h3>text", "Small\n\ntext\n"),
+        ("<ul><li><h2>In a list</h2>text</li></ul>", "- In a list\n  ---------\n\n  text\n"),
         ("<ul><li>a</li><li>b</li></ul>", "- a\n- b\n"),
         ("<ol><li>a</li><li>b</li></ol>", "1. a\n2. b\n"),
         ("<ul><li>a<li>b</ul>", "- a\n- b\n"),
@@ -54,6 +57,7 @@ def test_structure(html: str, text: str) -> None:
         ('<a href="#top">Top</a>', "Top\n"),
         ('<a href="javascript:void(0)">Click</a>', "Click\n"),
         ("<a>No target</a>", "No target\n"),
+        ('<p>Go <a href="https://e.com">there', "Go there (https://e.com)\n"),
         (
             '<p><a href="https://e.com/a">A</a>, <a href="https://e.com/b">B</a>.</p>',
             "A (https://e.com/a), B (https://e.com/b).\n",
@@ -111,3 +115,21 @@ def test_a_whole_mail() -> None:
 
 def test_unclosed_and_stray_tags_do_not_break_the_text() -> None:
     assert html_to_text("<p>a<p>b</li></ol></blockquote></pre></a>c") == "a\n\nb\n\nc\n"
+
+
+_TAGS = ["p", "br", "div", "ul", "ol", "li", "a", "h1", "pre", "script", "blockquote", "td", "tr"]
+_pieces = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(_TAGS).map(lambda tag: f"<{tag}>"),
+    st.sampled_from(_TAGS).map(lambda tag: f"</{tag}>"),
+    st.just('<a href="https://e.com">'),
+    st.just('<div style="display:none">'),
+)
+
+
+@given(st.lists(_pieces, max_size=30).map("".join))
+def test_any_markup_gives_clean_lines(html: str) -> None:
+    text = html_to_text(html)
+    assert text == "" or (text.endswith("\n") and not text.startswith("\n"))
+    assert all(line == line.rstrip() for line in text.split("\n"))
+    assert "\n\n\n\n" not in text or "<br>" in html or "<pre>" in html
