@@ -5,14 +5,15 @@ from __future__ import annotations
 import importlib
 import os
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any, Union
 
 from pyramid.exceptions import ConfigurationError
-from pyramid.i18n import TranslationString, get_localizer
-from pyramid.interfaces import IRendererFactory
+from pyramid.i18n import TranslationString, get_localizer, make_localizer
+from pyramid.interfaces import ILocalizer, IRendererFactory, ITranslationDirectories
 from pyramid.path import AssetResolver, caller_package
 from pyramid.renderers import render
 from pyramid.request import Request
@@ -48,6 +49,7 @@ def render_message(
     attachments: Sequence[Attachment | AttachmentSource] | None = None,
     inline_css: bool | Callable[[str], str] = False,
     text_from_html: bool = True,
+    locale: str | None = None,
     package: ModuleType | str | None = None,
 ) -> Message:
     """Render a :class:`~pyramid_sendmail.Message` with Pyramid renderers.
@@ -61,7 +63,10 @@ def render_message(
     resolve against *package*, by default the caller's package.
 
     *subject* is a string or a :class:`~pyramid.i18n.TranslationString`,
-    translated with the request's localizer. *inline_css* moves the
+    translated with the request's localizer. *locale* (``'fr'``) renders
+    the templates and the subject in that locale instead of the request's,
+    for a message to someone else than the user making the request.
+    *inline_css* moves the
     stylesheets of the HTML into ``style`` attributes with css_inline (the
     ``templates`` extra), or through a callable given instead of ``True``.
     Without *text*, the text part is made from the HTML
@@ -101,9 +106,10 @@ def render_message(
     if pushed:
         manager.push({"request": request, "registry": registry})
     try:
-        html_body = None if html is None else _render("html", html, values, request, where)
-        text_body = None if text is None else _render("text", text, values, request, where)
-        subject_line = _subject(request, subject)
+        with _in_locale(request, locale):
+            html_body = None if html is None else _render("html", html, values, request, where)
+            text_body = None if text is None else _render("text", text, values, request, where)
+            subject_line = _subject(request, subject)
     finally:
         if pushed:
             manager.pop()
@@ -218,6 +224,33 @@ def _missing(name: str, package: ModuleType) -> str | None:
     except ImportError:
         return f"no such template: its package {name.split(':', 1)[0]!r} cannot be imported"
     return None if os.path.exists(path) else f"no such template (looked for {path})"
+
+
+@contextmanager
+def _in_locale(request: Request, locale: str | None) -> Iterator[None]:
+    """Give *request* another locale while rendering, then its own back."""
+    if locale is None:
+        yield
+        return
+    registry = request.registry
+    # As Pyramid's request.localizer does: one localizer per locale, kept.
+    localizer = registry.queryUtility(ILocalizer, name=locale)
+    if localizer is None:
+        directories = registry.queryUtility(ITranslationDirectories, default=[])
+        localizer = make_localizer(locale, directories)
+        registry.registerUtility(localizer, ILocalizer, name=locale)
+    # Both are reified on the request: every translation helper reads them.
+    attributes = vars(request)
+    saved = {name: attributes[name] for name in ("localizer", "locale_name") if name in attributes}
+    attributes.update(localizer=localizer, locale_name=locale)
+    try:
+        yield
+    finally:
+        for name in ("localizer", "locale_name"):
+            if name in saved:
+                attributes[name] = saved[name]
+            else:
+                del attributes[name]
 
 
 def _subject(request: Request, subject: str) -> str:

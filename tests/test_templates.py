@@ -156,6 +156,34 @@ def test_translations_work_outside_a_router(blank_request: Request) -> None:
     assert get_current_request() is None
 
 
+def test_locale_renders_in_another_locale_than_the_requests(blank_request: Request) -> None:
+    english = blank_request.localizer
+    for _attempt in range(2):  # the second time with the French localizer kept
+        message = render_message(
+            blank_request,
+            html="templates/chameleon/welcome.pt",
+            subject=mailapp._("Welcome, ${name}!", mapping={"name": "Ann"}),
+            value=_VALUE,
+            package="mailapp",
+            locale="fr",
+        )
+        assert message.subject == "Bienvenue, Ann !"
+        assert message.html is not None and "<h1>Bonjour Ann</h1>" in message.html
+    # The request has its own locale back.
+    assert blank_request.localizer is english
+    assert blank_request.locale_name == "en"
+    fresh = Request.blank("/")
+    fresh.registry = blank_request.registry
+    render_message(fresh, text="mailapp:templates/chameleon/welcome.txt", value=_VALUE, locale="fr")
+    assert fresh.localizer.locale_name == "en"
+
+
+def test_locale_applies_in_a_request_with_either_engine(app: webtest.TestApp, engine: str) -> None:
+    mail = sent(app, "name=Ann&to_locale=fr")
+    assert mail.subject == "Bienvenue, Ann !"
+    assert mail.html is not None and "Confirmez votre adresse</a>" in mail.html
+
+
 def test_a_message_needs_html_or_text(blank_request: Request) -> None:
     with pytest.raises(InvalidMessageError, match=r"needs html= or text="):
         render_message(blank_request, subject="Hi", recipients=["ann@example.org"])

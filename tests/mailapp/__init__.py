@@ -33,6 +33,7 @@ def welcome(request: Any) -> str:
         value={"name": name, "token": "t0k3n", "items": ["one & two", "three"]},
         recipients=[f"{name} <{name.lower()}@example.org>"],
         sender="Example <noreply@example.com>",
+        locale=request.params.get("to_locale"),
     )
     request.mailer.send(message)
     return "sent"
