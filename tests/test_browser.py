@@ -303,3 +303,14 @@ def test_message_html_cannot_run_script(browser: Any, hostile: tuple[str, list[s
     # (selenium's probe may run; the message's own scripts may not).
     assert browser.execute_script("return window.origin") == "null"
     assert hits == []
+
+
+def test_phone_width_narrows_the_html_part(browser: Any, example: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(example + "/_mail/previews/form_message")
+    frame = browser.find_element(By.CSS_SELECTOR, ".viewport iframe")
+    wide = frame.size["width"]
+    browser.find_element(By.CSS_SELECTOR, "label[for=width-mobile]").click()
+    assert wide > 600 and frame.size["width"] == 375
+    shoot(browser, "09-preview-phone")

@@ -266,6 +266,11 @@ def _tabs(anatomy: Anatomy, links: MessageLinks) -> str:
             (
                 "html",
                 "HTML",
+                # A width switch without script, as the tabs are.
+                '<input type="radio" name="width" id="width-desktop" checked>'
+                '<input type="radio" name="width" id="width-mobile">'
+                '<div class="widths"><label for="width-desktop">Desktop</label>'
+                '<label for="width-mobile">Phone (375 px)</label></div>'
                 '<div class="viewport"><iframe title="The HTML part" '
                 'sandbox="allow-popups allow-popups-to-escape-sandbox" '
                 'referrerpolicy="no-referrer" '

@@ -10,29 +10,47 @@ from pyramid.threadlocal import get_current_registry
 from pyramid.view import view_config
 
 from pyramid_sendmail import InvalidMessageError, MailSent
-from pyramid_sendmail.devtools import message_url
+from pyramid_sendmail.devtools import get_devtools, message_url
 
 from .mails import build_message
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>pyramid_sendmail example</title>
-<style>body{{font-family:sans-serif;max-width:40em;margin:2em auto}}
-label{{display:block;margin-top:1em}}input,textarea{{width:100%}}
-label.check input{{width:auto}}
-.note{{background:#eef;padding:.5em 1em}}.error{{background:#fee;padding:.5em 1em}}</style>
-</head><body>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{{margin:0;background:#f5f6f8;color:#1d2330;line-height:1.45;
+  font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif}}
+main{{max-width:38rem;margin:2.5rem auto;padding:0 1.5rem}}
+h1{{font-size:1.6rem;margin:0 0 .3rem}} .lead{{color:#6b7385;margin:0 0 1.5rem}}
+form{{background:#fff;border:1px solid #e3e6ec;border-radius:.6rem;padding:1.2rem 1.5rem}}
+label{{display:block;margin:.2rem 0 1rem;font-weight:500}}
+input,textarea{{display:block;width:100%;box-sizing:border-box;margin-top:.3rem;font:inherit;
+  padding:.45rem .6rem;border:1px solid #cfd5df;border-radius:.4rem;font-weight:400}}
+label.check{{font-weight:400;color:#48505f}}
+label.check input{{display:inline;width:auto;margin:0 .4rem 0 0}}
+button{{font:inherit;font-weight:600;background:#3b5bdb;color:#fff;border:0;border-radius:.4rem;
+  padding:.5rem 1.3rem;cursor:pointer}}
+.note,.error{{border-radius:.6rem;padding:.8rem 1.1rem;margin:0 0 1rem}}
+.note{{background:#edf1ff;border:1px solid #c9d4fb}}
+.error{{background:#fde8e8;border:1px solid #f5b5b5}}
+.note a.go{{display:inline-block;margin-top:.4rem;font-weight:600;color:#3b5bdb}}
+code{{font-size:.85em;word-break:break-all}} .muted{{color:#6b7385}} a{{color:#3b5bdb}}
+</style>
+</head><body><main>
 <h1>Send a message</h1>
+<p class="lead">A Pyramid form that sends mail with pyramid_sendmail, on commit.
+{links}</p>
 {notice}
 <form method="post">
 <label>To <input name="to" value="{to}" required></label>
 <label>Subject <input name="subject" value="{subject}"></label>
-<label>Message <textarea name="body" rows="6">{body}</textarea></label>
-<label class="check"><input type="checkbox" name="abort" value="1"> Abort the transaction
+<label>Message <textarea name="body" rows="5">{body}</textarea></label>
+<label class="check"><input type="checkbox" name="abort" value="1">Abort the transaction
 after <code>send()</code>: nothing is sent</label>
-<p><button>Send</button></p>
+<button>Send</button>
 </form>
-<p>Sent so far by this process: {sent}.</p>
-</body></html>
+<p class="muted">Sent so far by this process: {sent}.</p>
+</main></body></html>
 """
 
 
@@ -42,10 +60,10 @@ def home(request):
     params = request.POST
     notice = ""
     if request.method == "POST":
-        message = build_message(
-            params.get("to", ""), params.get("subject", ""), params.get("body", "")
-        )
         try:
+            message = build_message(
+                request, params.get("to", ""), params.get("subject", ""), params.get("body", "")
+            )
             message_id = request.mailer.send(message)
         except InvalidMessageError as exc:
             request.response.status = 400
@@ -66,11 +84,20 @@ def home(request):
                 )
             url = message_url(request, message_id)
             if url is not None:  # mail.devtools is on
-                notice += (
-                    f'<p class="note"><a id="inbox-link" href="{html.escape(url)}">'
-                    "See it in the dev inbox</a>.</p>"
+                notice = notice.replace(
+                    "</p>",
+                    f'<br><a class="go" id="inbox-link" href="{html.escape(url)}">'
+                    "See it in the dev inbox &rarr;</a></p>",
                 )
+    links = ""
+    devtools = get_devtools(request.registry)
+    if devtools is not None:  # mail.devtools is on
+        links = (
+            f'Everything it sends is in the <a href="{devtools.path}/">dev inbox</a>; '
+            f'the message itself is in the <a href="{devtools.path}/previews">previews</a>.'
+        )
     body = PAGE.format(
+        links=links,
         notice=notice,
         to=html.escape(params.get("to", "ann@example.org")),
         subject=html.escape(params.get("subject", "Hello from Pyramid")),
@@ -89,10 +116,14 @@ def count_sent(event):
 
 def main(global_config, **settings):
     """Create the WSGI application."""
+    settings.setdefault("jinja2.text.autoescape", "false")
     config = Configurator(settings=settings)
     config.registry.mailform_sent = 0
     config.include("pyramid_tm")
     config.include("pyramid_sendmail")
+    config.include("pyramid_jinja2")
+    # The text template must not be HTML-escaped.
+    config.add_jinja2_renderer(".txt", settings_prefix="jinja2.text.")
     config.add_route("home", "/")
     config.add_subscriber(count_sent, MailSent)
     config.scan(".")

@@ -15,6 +15,7 @@ def form_message(request):
     """
     params = request.params
     return build_message(
+        request,
         to="ann@example.org",
         subject=params.get("subject", "Hello from Pyramid"),
         body=params.get(
