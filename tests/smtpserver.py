@@ -123,6 +123,9 @@ class Faults:
     data_without_recipients: bool = False
     #: Close the connection on MAIL FROM without answering.
     drop_at_mail: bool = False
+    #: Close the connection right after answering MAIL FROM with *mail*, as
+    #: a server that says 421 (shutting down, idle too long) does.
+    hang_up_after_mail: bool = False
     #: Close the connection after the first line of message data.
     drop_in_data: bool = False
     #: Stop answering: at ``"MAIL"`` (MAIL FROM) or ``"DATA_END"`` (after
@@ -454,6 +457,10 @@ class _RecordingSMTP(SMTP):
             return
         if faults.stall == "MAIL":
             await asyncio.Event().wait()
+        if faults.hang_up_after_mail and faults.mail:
+            await self.push(faults.mail)
+            self._drop()
+            return
         # A pipelining client has sent RCPT and DATA along with MAIL.
         self.pipelined = bool(self._reader._buffer)  # type: ignore[attr-defined]
         await super().smtp_MAIL(arg)

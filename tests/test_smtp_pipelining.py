@@ -133,3 +133,45 @@ def test_a_non_ascii_header_address_without_smtputf8_is_refused_clearly(smtp_ser
         mailer.send("a@example.com", ["b@example.org"], _utf8_reply_to())
     assert not caught.value.temporary
     assert server.messages == []
+
+
+# -- a relay that says 421 and hangs up --------------------------------------
+
+SHUTTING_DOWN = "421 4.3.2 Service shutting down"
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_421_at_mail_from_is_reported_in_the_relays_words(smtp_server, pipelining):
+    smtp_server.faults.mail = SHUTTING_DOWN
+    smtp_server.faults.hang_up_after_mail = True
+
+    with pytest.raises(MailDeliveryError) as info:
+        SMTPMailer(smtp_server.host, smtp_server.port, pipelining=pipelining).send(
+            "a@example.com", ["b@example.org"], _message(0)
+        )
+
+    assert info.value.temporary
+    assert info.value.code == 421
+    assert "Service shutting down" in str(info.value)
+    assert smtp_server.messages == []
+
+
+def test_421_at_mail_from_behind_a_pipelined_message_is_reported_in_the_relays_words(
+    smtp_server,
+):
+    def lazily():
+        yield from _items(1)
+        # The second envelope goes out behind the first message's data.
+        smtp_server.faults.mail = SHUTTING_DOWN
+        smtp_server.faults.hang_up_after_mail = True
+        yield (1, "a@example.com", ("b@example.org",), _message(1))
+
+    outcomes: list[tuple[int, object]] = []
+    with SMTPMailer(smtp_server.host, smtp_server.port).session() as session:
+        session.send_many(lazily(), lambda t, o: outcomes.append((t, o)))
+
+    [(_, first), (_, second)] = outcomes
+    assert isinstance(first, SendResult)
+    assert isinstance(second, MailDeliveryError)
+    assert second.temporary and second.code == 421
+    assert "Service shutting down" in str(second)

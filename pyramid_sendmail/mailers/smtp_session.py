@@ -18,6 +18,9 @@ __all__ = ["Relay", "SMTPSession", "close_quietly"]
 
 T = TypeVar("T")
 
+#: The reply of a server that closes the connection (RFC 5321, 3.8).
+_CLOSING = 421
+
 
 class Relay(Protocol):
     """What a session needs of its mailer (an
@@ -69,14 +72,15 @@ class SMTPSession(Session):
                 # (once) is safe.
                 self._abandon()
                 return self._transmit(self._connection(), sender, recipients, message)
-        except _StaleConnection:
+        except _StaleConnection as stale:
             self._abandon()
-            raise MailDeliveryError(
-                f"{self.mailer.host}:{self.mailer.port} closed the connection",
-                temporary=True,
-            ) from None
+            closed = f"{self.mailer.host}:{self.mailer.port} closed the connection"
+            if stale.reply is not None:
+                raise reply_error(stale.reply, closed) from None
+            raise MailDeliveryError(closed, temporary=True) from None
         except MailDeliveryError as exc:
-            if exc.code is None:
+            # No reply (the connection failed), or one that closes it.
+            if exc.code in (None, _CLOSING):
                 self._abandon()
             raise
         except Exception as exc:
@@ -128,10 +132,10 @@ class SMTPSession(Session):
                 conn.send(head + b"".join(commands) + b"DATA\r\n")
                 if ready is not None:
                     previous = _final_outcome(conn, ready.accepted, ready.refused)
-                replies = [_reply(conn) for _ in range(len(commands) + 1)]
+                replies = _replies(conn, len(commands) + 1)
             except Exception as exc:
                 self._abandon()
-                error = classify(exc, "sending")
+                error = exc if isinstance(exc, MailDeliveryError) else classify(exc, "sending")
                 if ready is not None:
                     report(ready.token, previous or error)
                     ready = None
@@ -265,7 +269,15 @@ class _Ready(Generic[T]):
 
 
 class _StaleConnection(Exception):
-    """The connection was closed before this message's first reply."""
+    """The connection was closed before this message's first reply, or that
+    reply was a 421 (the server closes it): nothing of the message was taken.
+
+    *reply* is the 421, when there was one.
+    """
+
+    def __init__(self, reply: SMTPReply | None = None) -> None:
+        super().__init__(reply)
+        self.reply = reply
 
 
 def _mail_options(
@@ -306,7 +318,29 @@ def _pipeline(conn: smtplib.SMTP, commands: list[bytes]) -> list[SMTPReply]:
         if timed_out(exc):
             raise
         raise _StaleConnection() from exc
-    return [first] + [_reply(conn) for _ in commands[1:]]
+    if first.code == _CLOSING:
+        raise _StaleConnection(first)
+    return _replies(conn, len(commands) - 1, [first])
+
+
+def _replies(
+    conn: smtplib.SMTP, count: int, replies: list[SMTPReply] | None = None
+) -> list[SMTPReply]:
+    """Read *count* more pipelined replies after *replies*.
+
+    A server that answered 421 closes the connection without answering the
+    rest: the error then carries its 421, not the broken connection.
+    """
+    replies = list(replies or [])
+    for _ in range(count):
+        try:
+            replies.append(_reply(conn))
+        except (smtplib.SMTPServerDisconnected, OSError):
+            closing = next((r for r in replies if r.code == _CLOSING), None)
+            if closing is None:
+                raise
+            raise reply_error(closing, "the relay closed the connection") from None
+    return replies
 
 
 def _lockstep(conn: smtplib.SMTP, commands: list[bytes]) -> list[SMTPReply]:
@@ -319,6 +353,8 @@ def _lockstep(conn: smtplib.SMTP, commands: list[bytes]) -> list[SMTPReply]:
             if index == 0 and not timed_out(exc):
                 raise _StaleConnection() from exc
             raise
+        if index == 0 and replies[0].code == _CLOSING:
+            raise _StaleConnection(replies[0])
         if index == 0 and replies[0].code != 250:
             break
     return replies
