@@ -170,7 +170,11 @@ SETTINGS: tuple[Setting, ...] = (
         _seconds,
         10.0,
         "seconds",
-        "The limit on each SMTP network operation.",
+        (
+            "The longest an SMTP connection may go without progress: each wait to "
+            "connect, for a reply, or for room to send more of a message. A large "
+            "message over a slow link takes as long as it needs."
+        ),
     ),
     Setting(
         "local_hostname",

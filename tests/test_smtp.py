@@ -8,6 +8,7 @@ import socket
 import ssl
 
 import pytest
+from slow_relay import SlowRelay
 from smtpserver import Faults
 from zope.interface.verify import verifyObject
 
@@ -513,6 +514,35 @@ def test_server_that_stops_answering_times_out_temporarily(smtp_server, stall):
     assert info.value.temporary
     assert not isinstance(info.value, RelayUnavailable)
     assert "timed out" in str(info.value)
+
+
+def large_message(size: int) -> bytes:
+    line = b"x" * 78 + b"\r\n"
+    return MESSAGE + line * (size // len(line))
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_large_message_over_a_slow_steady_link_is_delivered(smtp_server_factory, tls):
+    # 1.5 MB at 1 MB/s: three times mail.timeout in all, but never half a
+    # second without progress. The timeout bounds each wait, not the upload.
+    server = smtp_server_factory(starttls=tls)
+    data = large_message(1_500_000)
+    with SlowRelay(server.port, rate=1_000_000) as relay:
+        mailer = SMTPMailer(relay.host, relay.port, timeout=0.5, tls=tls, cafile=server.cafile)
+        result = mailer.send(SENDER, [BOB], data)
+
+    assert result.accepted == (BOB,)
+    assert server.messages[0].data == data
+
+
+@pytest.mark.slow
+def test_ten_megabytes_at_two_megabytes_a_second_with_timeout_2_are_delivered(smtp_server):
+    data = large_message(10_000_000)
+    with SlowRelay(smtp_server.port, rate=2_000_000) as relay:
+        result = SMTPMailer(relay.host, relay.port, timeout=2).send(SENDER, [BOB], data)
+
+    assert result.accepted == (BOB,)
+    assert smtp_server.messages[0].data == data
 
 
 def test_refused_connection_is_temporary():

@@ -39,8 +39,9 @@ class SMTPMailer:
     *tls* requires STARTTLS; *ssl* speaks TLS from the first byte (port 465).
     Certificates and host names are verified unless *verify* is false;
     *cafile* names the CAs to trust instead of the system's. A *password* is
-    only ever sent over TLS unless *allow_insecure_auth* is set. *timeout*
-    bounds every network operation, in seconds.
+    only ever sent over TLS unless *allow_insecure_auth* is set. *timeout* is
+    the longest, in seconds, the connection may go without progress: each
+    wait for a reply or for room to send more data, never a whole upload.
     """
 
     def __init__(

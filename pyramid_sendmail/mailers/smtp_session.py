@@ -13,6 +13,7 @@ from ..exceptions import MailDeliveryError
 from ..results import SendResult, SMTPReply
 from .session import Outcome, Report, Session
 from .smtp_errors import classify, reply_error, timed_out
+from .smtp_io import await_reply, send_data
 
 __all__ = ["Relay", "SMTPSession", "close_quietly"]
 
@@ -129,7 +130,7 @@ class SMTPSession(Session):
             previous: Outcome | None = None
             try:
                 head = _dot_stuff(ready.message) if ready is not None else b""
-                conn.send(head + b"".join(commands) + b"DATA\r\n")
+                send_data(conn, head + b"".join(commands) + b"DATA\r\n")
                 if ready is not None:
                     previous = _final_outcome(conn, ready.accepted, ready.refused)
                 replies = _replies(conn, len(commands) + 1)
@@ -156,7 +157,7 @@ class SMTPSession(Session):
         if ready is not None:
             try:
                 conn = self._connection()
-                conn.send(_dot_stuff(ready.message))
+                send_data(conn, _dot_stuff(ready.message))
                 outcome = _final_outcome(conn, ready.accepted, ready.refused)
             except Exception as exc:
                 self._abandon()
@@ -181,7 +182,7 @@ class SMTPSession(Session):
         else:
             replies = _lockstep(conn, commands)
         accepted, refused = _check_envelope(conn, replies, recipients, len(commands))
-        conn.send(_dot_stuff(message))
+        send_data(conn, _dot_stuff(message))
         outcome = _final_outcome(conn, accepted, refused)
         if isinstance(outcome, MailDeliveryError):
             raise outcome
@@ -246,6 +247,7 @@ def _final_outcome(
     conn: smtplib.SMTP, accepted: tuple[str, ...], refused: dict[str, SMTPReply]
 ) -> Outcome:
     """Read the reply to a message's data."""
+    await_reply(conn)
     reply = _reply(conn)
     if reply.code != 250:
         # Recipients accepted at RCPT did not get the message either.

@@ -1,0 +1,112 @@
+"""The socket under an SMTP connection: what smtplib does not do for us.
+
+``mail.timeout`` means *no progress for that long*. smtplib sends a message
+with one ``sendall``, whose timeout bounds the whole upload (a 10 MB message
+with a 10 s timeout then needs 8 Mbit/s), and then waits for the reply as if
+the data had arrived. :func:`send_data` writes in chunks, each wait bounded
+by the timeout; :func:`await_reply` keeps waiting for the reply while our
+data still drains towards the relay. :func:`closed_while_idle` tells
+whether a connection left idle has been closed (or answered 421) by the
+relay, without a round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import select
+import smtplib
+import socket
+import ssl
+import struct
+import termios
+import time
+
+__all__ = ["CHUNK", "await_reply", "closed_while_idle", "send_data"]
+
+#: Bytes per write: at most one TLS record, so that a slow link still shows
+#: progress well within any timeout.
+CHUNK = 16 * 1024
+# Linux: bytes in the send queue not yet acknowledged by the peer.
+_OUTQ = getattr(termios, "TIOCOUTQ", None)
+
+
+def send_data(conn: smtplib.SMTP, data: bytes) -> None:
+    """Write *data* on *conn*'s socket; each chunk may wait ``timeout`` seconds."""
+    sock = _socket(conn)
+    view = memoryview(data)
+    while view:
+        # send() (not sendall) returns once some bytes went out: the socket
+        # timeout bounds one wait for room in the send buffer.
+        sent = sock.send(view[:CHUNK])
+        view = view[sent:]
+
+
+def await_reply(conn: smtplib.SMTP) -> None:
+    """Wait until a reply can be read, for as long as our data still drains.
+
+    Returns when the socket is readable, or when the relay made no progress
+    for the socket's timeout (smtplib's read then times out as usual).
+    """
+    sock = _socket(conn)
+    timeout = sock.gettimeout()
+    unsent = _unsent(sock)
+    if timeout is None or unsent is None or not unsent:
+        return
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return
+    while not _readable(sock, timeout):
+        still = _unsent(sock)
+        if still is None or still >= unsent:
+            # No progress for a whole timeout: fail now rather than after
+            # another one in smtplib's read.
+            raise TimeoutError("timed out")
+        unsent = still
+
+
+def closed_while_idle(conn: smtplib.SMTP) -> bool:
+    """Whether the relay closed *conn*, or said something, while it was idle.
+
+    An idle SMTP connection receives nothing unless the server is closing
+    it (end of file, or a 421 first): any readable byte means it is unusable.
+    """
+    sock = conn.sock
+    if sock is None:
+        return True
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    try:
+        return _readable(sock, 0.0)
+    except (OSError, ValueError):
+        return True
+
+
+def _socket(conn: smtplib.SMTP) -> socket.socket:
+    sock = conn.sock
+    if sock is None:
+        raise smtplib.SMTPServerDisconnected("please run connect() first")
+    return sock
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLPRI)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return bool(poller.poll(max(0.0, deadline - time.monotonic()) * 1000))
+            except InterruptedError:  # pragma: no cover - retried by Python since 3.5
+                continue
+    readable, _, _ = select.select([sock], [], [], timeout)
+    return bool(readable)
+
+
+def _unsent(sock: socket.socket) -> int | None:
+    """Bytes our side has not yet had acknowledged, where the system says."""
+    if _OUTQ is None:
+        return None
+    with contextlib.suppress(OSError):
+        (count,) = struct.unpack("i", fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0"))
+        return int(count)
+    return None
