@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -607,3 +610,55 @@ def test_queue_errors_name_no_setting(tmp_path: Path) -> None:
     with pytest.raises(QueueUnavailable) as raised:
         open_queue(str(path))
     assert "mail." not in str(raised.value)
+
+
+# -- kill -9 in the middle of a rewrite ---------------------------------------
+
+# Claims a message, then SIGKILLs itself at the first rename of the rewritten
+# copy: the new file is complete and fsynced, the claim not yet replaced.
+_KILLED_MID_REWRITE = """
+import os, signal, sys, time
+from pyramid_sendmail.queue import MaildirQueue
+
+queue = MaildirQueue(sys.argv[1])
+entry = queue.claim(queue.claimable()[0])
+entry.envelope = entry.envelope.with_recipients(["b@example.org"])
+
+def kill_at_rename(event, args):
+    if event == "os.rename":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(kill_at_rename)
+if sys.argv[2] == "defer":
+    queue.defer(entry, time.time() + 60, "451 4.3.0 try later")
+else:
+    queue.fail(entry, "550 5.1.1 no such user", keep_claim=True)
+"""
+
+
+@pytest.mark.parametrize("operation", ["defer", "fail"])
+def test_kill_9_mid_rewrite_leaves_no_stale_uncommitted_copy(
+    tmp_path: Path, operation: str
+) -> None:
+    path = tmp_path / "queue"
+    name = MaildirQueue(str(path)).add(envelope(to=["a@example.org", "b@example.org"]))
+
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_REWRITE, str(path), operation], timeout=60
+    )
+
+    assert child.returncode == -signal.SIGKILL
+    # tmp/ holds only uncommitted mail: status has nothing stale to report
+    # (which would invite an operator to requeue mail that was delivered).
+    assert files(path / "tmp") == []
+    later = Clock(time.time() + STALE_TMP_AGE + 1)
+    queue = MaildirQueue(str(path), claim_timeout=600.0, clock=later)
+    assert queue.status()["stale_tmp"]["count"] == 0
+    assert queue.status()["claimed"]["count"] == 1
+    # The claim comes back whole after the claim timeout, the copy with it.
+    assert queue.recover() == 1
+    assert files(path / "cur") == []
+    [again] = queue.list("new")
+    assert again.name == name
+    assert again.envelope.recipients == ("a@example.org", "b@example.org")
+    assert files(path / "failed") == []

@@ -11,7 +11,9 @@ Layout under the queue folder:
 ``cur/``
     messages claimed by a processor (``rename`` is the claim: exactly one
     processor wins it), named ``NAME,claimed=SECONDS``; claims older than the
-    claim timeout are taken back by :meth:`MaildirQueue.recover`.
+    claim timeout are taken back by :meth:`MaildirQueue.recover`. A claimed
+    message being deferred or failed is rewritten beside its claim, as
+    ``.NAME.defer`` or ``.NAME.fail``, then renamed into place.
 ``failed/``
     messages that will not be delivered, with their error.
 
@@ -54,6 +56,8 @@ from .maildir_format import (
 __all__ = ["STALE_TMP_AGE", "MaildirQueue", "open_queue"]
 
 _SUBDIRS = ("tmp", "new", "cur", "failed")
+# What a claimed message is rewritten for (see MaildirQueue._rewrite_path).
+_REWRITES = ("defer", "fail")
 _DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 #: Seconds after which a prepared file left in ``tmp/`` counts as stale.
@@ -181,7 +185,7 @@ class MaildirQueue:
         """
         entry.attempts += 1
         entry.error = error
-        temp = os.path.join(self.tmp, entry.name)
+        temp = self._rewrite_path(entry.name, "defer")
         data = serialize(entry.envelope, entry.queued_at, entry.attempts, error)
         self._rewrite(temp, data)
         claimed = self._claim_path(entry)
@@ -199,7 +203,7 @@ class MaildirQueue:
         gets a name of its own.
         """
         name = self._new_name() if keep_claim else entry.name
-        temp = os.path.join(self.tmp, name)
+        temp = self._rewrite_path(entry.name, "fail")
         self._rewrite(temp, serialize(entry.envelope, entry.queued_at, entry.attempts, error))
         os.rename(temp, os.path.join(self.failed, name))
         self._sync(self.failed)
@@ -221,6 +225,9 @@ class MaildirQueue:
             except FileNotFoundError:
                 continue  # another processor recovered it, or its owner finished
             recovered += 1
+            # A rewrite its processor did not finish is outdated now.
+            for purpose in _REWRITES:
+                unlink_if_present(self._rewrite_path(base_name(name), purpose))
             # A claim this old means its processor died or hung mid-send.
             since = f"{now - claimed_at:.0f}s ago" if claimed_at else "at an unknown time"
             log.warning("recovered stale claim %s, claimed %s", base_name(name), since)
@@ -345,6 +352,16 @@ class MaildirQueue:
             unlink_if_present(path)
             raise
         os.close(fd)
+
+    def _rewrite_path(self, name: str, purpose: str) -> str:
+        """Where the new copy of claimed message *name* is written.
+
+        Beside the claim in ``cur/``, under a dotfile name that is no
+        message: ``tmp/`` holds only uncommitted mail, so a processor killed
+        mid-rewrite leaves nothing there for ``status`` to report as stale
+        uncommitted mail, and :meth:`recover` removes the copy with the claim.
+        """
+        return os.path.join(self.cur, f".{name}.{purpose}")
 
     def _rewrite(self, path: str, data: bytes) -> None:
         # A processor killed while rewriting this message left its copy
