@@ -3,58 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
 import transaction
-from zope.interface import Interface
 
+from .components import IMailComponents, MailComponents
 from .delivery import send_now
 from .events import EventSink, request_event_sink, thread_event_sink
 from .exceptions import SendmailError
-from .interfaces import IDirectMailDelivery, IMailer, IQueuedMailDelivery, ISQLMailDelivery
+from .interfaces import IMailer, IQueuedMailDelivery, ISQLMailDelivery
 from .message import Envelope, Message, prepare
 
-__all__ = [
-    "IMailSetup",
-    "MailSetup",
-    "MessageLike",
-    "RequestMailer",
-    "get_mailer",
-    "request_mailer",
-]
+__all__ = ["MessageLike", "RequestMailer", "get_mailer", "request_mailer"]
 
 log = logging.getLogger(__name__)
 
 MessageLike = Message | EmailMessage
-
-
-class IMailSetup(Interface):
-    """Marker for the :class:`MailSetup` utility (private)."""
-
-
-@dataclass
-class MailSetup:
-    """What the include configured, kept on the registry."""
-
-    mailer: IMailer
-    delivery: IDirectMailDelivery | IQueuedMailDelivery
-    queued_delivery: IQueuedMailDelivery | None = None
-    default_sender: str | None = None
-    redirect_to: str | None = None
-    #: Called as ``observer(message, queued)`` for each message a send method
-    #: takes (the testing outbox).
-    observers: list[Callable[[Any, bool], None]] = field(default_factory=list)
-    #: Called as ``recorder(envelope, method, transaction_manager)`` for each
-    #: message a send method takes, when ``mail.devtools`` is on; None when off,
-    #: so sending pays for one attribute test.
-    recorder: Callable[[Envelope, str, Any], None] | None = None
-    #: False when the testing include has swapped the mailer.
-    start_processor: bool = True
-    #: The SQL queue's ``request -> Session`` (``mail.queue_sql_session``).
-    session_of: Callable[[Any], Any] | None = None
 
 
 class RequestMailer:
@@ -81,46 +46,47 @@ class RequestMailer:
         self._session = session
         self._request = request
 
-    def _session_for(self, setup: MailSetup) -> Any:
+    def _session_for(self, parts: MailComponents) -> Any:
         """The SQLAlchemy session the SQL queue writes through: the one given,
         else the request's (``mail.queue_sql_session``, ``request.dbsession``)."""
-        if self._session is None and self._request is not None and setup.session_of:
-            self._session = setup.session_of(self._request)
+        if self._session is None and self._request is not None and parts.session_of:
+            self._session = parts.session_of(self._request)
         return self._session
 
     @property
-    def setup(self) -> MailSetup:
-        setup = self.registry.queryUtility(IMailSetup)
-        if setup is None:
+    def components(self) -> MailComponents:
+        """What the include built (:class:`~pyramid_sendmail.components.MailComponents`)."""
+        components: MailComponents | None = self.registry.queryUtility(IMailComponents)
+        if components is None:
             raise SendmailError(
                 "pyramid_sendmail is not configured: call config.include('pyramid_sendmail')"
             )
-        return setup
+        return components
 
     @property
     def mailer(self) -> IMailer:
         """The configured :class:`~pyramid_sendmail.interfaces.IMailer`."""
-        return self.setup.mailer
+        return self.components.mailer
 
     def send(self, message: MessageLike) -> str:
         """Send *message* if and when the current transaction commits."""
-        setup = self.setup
-        envelope = self._prepare(setup, message)
-        message_id = self._deliver(setup, setup.delivery, envelope)
-        self._record(setup, message, envelope, "send")
+        parts = self.components
+        envelope = self._prepare(parts, message)
+        message_id = self._deliver(parts, parts.delivery, envelope)
+        self._record(parts, message, envelope, "send")
         return message_id
 
     def send_to_queue(self, message: MessageLike) -> str:
         """Queue *message* if and when the current transaction commits."""
-        setup = self.setup
-        envelope = self._prepare(setup, message)
-        message_id = self._deliver(setup, self._queue(setup), envelope)
-        self._record(setup, message, envelope, "send_to_queue", queued=True)
+        parts = self.components
+        envelope = self._prepare(parts, message)
+        message_id = self._deliver(parts, self._queue(parts), envelope)
+        self._record(parts, message, envelope, "send_to_queue", queued=True)
         return message_id
 
-    def _deliver(self, setup: MailSetup, delivery: Any, envelope: Envelope) -> str:
+    def _deliver(self, parts: MailComponents, delivery: Any, envelope: Envelope) -> str:
         if ISQLMailDelivery.providedBy(delivery):
-            session = self._session_for(setup)
+            session = self._session_for(parts)
             return str(delivery.send(envelope, self.transaction_manager, self._events, session))
         return str(delivery.send(envelope, self.transaction_manager, self._events))
 
@@ -130,10 +96,10 @@ class RequestMailer:
         Raises :class:`~pyramid_sendmail.MailDeliveryError` when no recipient
         accepted it.
         """
-        setup = self.setup
-        envelope = self._prepare(setup, message)
-        self._record(setup, message, envelope, "send_immediately")
-        return send_now(setup.mailer, envelope, self._events)
+        parts = self.components
+        envelope = self._prepare(parts, message)
+        self._record(parts, message, envelope, "send_immediately")
+        return send_now(parts.mailer, envelope, self._events)
 
     def send_to_queue_immediately(self, message: MessageLike) -> str:
         """Write *message* into the queue now, outside any transaction.
@@ -141,18 +107,18 @@ class RequestMailer:
         For code that runs where no transaction will commit (a script, an
         after-commit hook). It is as durable as :meth:`send_to_queue`.
         """
-        setup = self.setup
-        envelope = self._prepare(setup, message)
-        message_id = self._queue(setup).enqueue_now(envelope)
-        self._record(setup, message, envelope, "send_to_queue_immediately", queued=True)
+        parts = self.components
+        envelope = self._prepare(parts, message)
+        message_id = self._queue(parts).enqueue_now(envelope)
+        self._record(parts, message, envelope, "send_to_queue_immediately", queued=True)
         return message_id
 
-    def _prepare(self, setup: MailSetup, message: MessageLike) -> Envelope:
-        return prepare(message, setup.default_sender, setup.redirect_to)
+    def _prepare(self, parts: MailComponents, message: MessageLike) -> Envelope:
+        return prepare(message, parts.settings.default_sender, parts.settings.redirect_to)
 
     def _record(
         self,
-        setup: MailSetup,
+        parts: MailComponents,
         message: MessageLike,
         envelope: Envelope,
         method: str,
@@ -160,15 +126,15 @@ class RequestMailer:
     ) -> None:
         # Only once the message was taken: a send() that raised (no
         # transaction to join, no queue) must not show up in the outbox.
-        for observer in setup.observers:
+        for observer in parts.observers:
             observer(message, queued)
-        if setup.recorder is not None:
-            setup.recorder(envelope, method, self.transaction_manager)
+        if parts.recorder is not None:
+            parts.recorder(envelope, method, self.transaction_manager)
 
-    def _queue(self, setup: MailSetup) -> IQueuedMailDelivery:
-        if setup.queued_delivery is None:
+    def _queue(self, parts: MailComponents) -> IQueuedMailDelivery:
+        if parts.queued_delivery is None:
             raise SendmailError("queuing mail needs mail.queue_path or mail.queue = sql")
-        return setup.queued_delivery
+        return parts.queued_delivery
 
 
 def request_mailer(request: Any) -> RequestMailer:

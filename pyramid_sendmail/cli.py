@@ -12,19 +12,25 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from pyramid.exceptions import ConfigurationError
 
-from . import processor_thread
 from .cli_sql import open_sql_queue, sql_command
-from .config import build_mailer, open_configured_queue
+from .components import (
+    IMailComponents,
+    MailComponents,
+    build_components,
+    build_mailer,
+    open_configured_queue,
+)
 from .exceptions import CorruptEntry, SendmailError, UnknownEntry
-from .interfaces import IMailQueue
+from .interfaces import IMailer, IMailQueue
 from .message import Message, prepare
 from .processor import HOUSEKEEPING, OUTCOMES, QueueProcessor
-from .settings import parse_settings
+from .processor_thread import without_threads
+from .settings import MailSettings, parse_settings
 from .supervisor import (
     START_FAILED,
     STARTUP_ERRORS,
@@ -122,8 +128,8 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
 def _queue_command(
     command: str,
     args: argparse.Namespace,
-    values: dict[str, Any],
-    settings: Any,
+    values: MailSettings,
+    settings: Mapping[str, Any],
     queue: IMailQueue,
     out: TextIO,
 ) -> int:
@@ -133,13 +139,10 @@ def _queue_command(
         return _failed(queue, args.json, out)
     if command == "retry":
         return _retry(queue, args.ids, args.all, out)
-    mailer = build_mailer(values, settings)
-
-    def make_processor() -> QueueProcessor:
-        registry = None if args.no_app else _load_registry(args.config_uri, args.app_name)
-        return QueueProcessor.from_settings(queue, mailer, values, registry)
-
-    processes = args.processes or values["queue_processes"]
+    make_processor = _ProcessorFactory(
+        args.config_uri, args.app_name, values, settings, args.no_app
+    )
+    processes = args.processes or values.queue_processes
     if processes > 1 and not hasattr(os, "fork"):
         raise ConfigurationError(
             f"mail.queue_processes = {processes} needs os.fork(), which this system lacks"
@@ -147,17 +150,62 @@ def _queue_command(
     if args.once:
         return _run_once(queue, make_processor, processes, out)
     if processes > 1:
-        return serve_in_processes(processes, make_processor, values["queue_interval"])
-    return run_forever(make_processor(), values["queue_interval"])
+        return serve_in_processes(processes, make_processor, values.queue_interval)
+    return run_forever(make_processor(), values.queue_interval)
 
 
-def _open_queue(values: dict[str, Any], config_uri: str) -> IMailQueue:
-    if values["queue"] == "sql":
+def _open_queue(values: MailSettings, config_uri: str) -> IMailQueue:
+    if values.queue == "sql":
         queue: IMailQueue = open_sql_queue(values, config_uri)
         return queue
-    if not values["queue_path"]:
+    if not values.queue_path:
         raise ConfigurationError(f"mail.queue_path is not set in {config_uri}")
-    return open_configured_queue(values["queue_path"], values["claim_timeout"])
+    return open_configured_queue(values.queue_path, values.claim_timeout)
+
+
+class _ProcessorFactory:
+    """Builds the processor of ``psendmail run``: the application's own when
+    it is loaded (its mailer, whether built from ``mail.mailer`` or
+    registered by the application, and its registry for events), otherwise
+    one built from the settings alone. Called in each forked child."""
+
+    def __init__(
+        self,
+        config_uri: str,
+        app_name: str,
+        settings: MailSettings,
+        app_settings: Mapping[str, Any],
+        no_app: bool,
+    ) -> None:
+        self.config_uri = config_uri
+        self.app_name = app_name
+        self.settings = settings
+        self.app_settings = app_settings
+        self.no_app = no_app
+
+    def __call__(self) -> QueueProcessor:
+        if self.no_app:
+            return self._built(build_components(self.settings, app_settings=self.app_settings))
+        registry = _load_registry(self.config_uri, self.app_name)
+        if registry is None:
+            return self._built(build_components(self.settings, app_settings=self.app_settings))
+        components = registry.queryUtility(IMailComponents)
+        if components is None or components.processor is None:
+            # The application did not include pyramid_sendmail (or not
+            # with this queue): build around its mailer, if it has one.
+            components = build_components(
+                self.settings,
+                mailer=registry.queryUtility(IMailer),
+                registry=registry,
+                app_settings=self.app_settings,
+            )
+        return self._built(components)
+
+    @staticmethod
+    def _built(components: MailComponents) -> QueueProcessor:
+        # The settings have a queue (checked before), so it has a processor.
+        assert components.processor is not None
+        return components.processor
 
 
 def _run_once(
@@ -214,18 +262,15 @@ def _read_settings(config_uri: str, name: str) -> Any:
 def _load_registry(config_uri: str, name: str) -> Any:
     from pyramid.paster import get_app
 
-    # Loading the app must not start a second processor in this process;
-    # the flag is put back so that main() leaves the process as it found it.
-    disabled, processor_thread.DISABLED = processor_thread.DISABLED, True
+    # Loading the app must not start a second processor in this process.
     try:
-        app = get_app(config_uri, name)
+        with without_threads():
+            app = get_app(config_uri, name)
     except LookupError as exc:
         raise ConfigurationError(
             f"cannot load the application from {config_uri}: {exc} "
             "(give --no-app to deliver without it)"
         ) from exc
-    finally:
-        processor_thread.DISABLED = disabled
     registry = getattr(app, "registry", None)
     if registry is None:
         log.warning("the application has no registry; mail events reach no subscriber")
@@ -307,8 +352,8 @@ def _retry(queue: IMailQueue, ids: list[str], every: bool, out: TextIO) -> int:
     return 0
 
 
-def _send_test(values: dict[str, Any], settings: Any, address: str, out: TextIO) -> int:
-    sender = values["default_sender"] or address
+def _send_test(values: MailSettings, settings: Mapping[str, Any], address: str, out: TextIO) -> int:
+    sender = values.default_sender or address
     envelope = prepare(
         Message(
             subject="pyramid_sendmail test message",
@@ -316,7 +361,7 @@ def _send_test(values: dict[str, Any], settings: Any, address: str, out: TextIO)
             recipients=[address],
             body="This message was sent by `psendmail send-test` to check the mail settings.\n",
         ),
-        redirect_to=values["redirect_to"],
+        redirect_to=values.redirect_to,
     )
     mailer = build_mailer(values, settings)
     try:

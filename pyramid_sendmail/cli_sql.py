@@ -7,12 +7,13 @@ from typing import Any, TextIO
 
 from pyramid.exceptions import ConfigurationError
 
-from .config import build_sql_queue
+from .components import build_sql_queue
+from .settings import MailSettings
 
 __all__ = ["open_sql_queue", "sql_command"]
 
 
-def open_sql_queue(values: dict[str, Any], config_uri: str) -> Any:
+def open_sql_queue(values: MailSettings, config_uri: str) -> Any:
     """The SQL queue, once its tables are known to be in place.
 
     Raises :class:`~pyramid.exceptions.ConfigurationError` naming
@@ -35,7 +36,7 @@ def open_sql_queue(values: dict[str, Any], config_uri: str) -> Any:
 
 
 def sql_command(
-    values: dict[str, Any], config_uri: str, action: str, dialect: str | None, out: TextIO
+    values: MailSettings, config_uri: str, action: str, dialect: str | None, out: TextIO
 ) -> int:
     """Run one ``sql`` action; return the exit code."""
     import sqlalchemy as sa
@@ -50,7 +51,7 @@ def sql_command(
             return 2
         out.write(sql_schema.ddl(chosen))
         return 0
-    if values["queue"] != "sql":
+    if values.queue != "sql":
         raise ConfigurationError(f"mail.queue is not sql in {config_uri}")
     queue = build_sql_queue(values)
     try:

@@ -18,6 +18,7 @@ from .exceptions import CorruptEntry, MailDeliveryError, RelayUnavailable
 from .interfaces import IMailer, IMailEvent, IMailQueue, IMailQueueProcessor
 from .queue.entry import QueueEntry
 from .results import SMTPReply
+from .settings import MailSettings
 
 __all__ = [
     "HOUSEKEEPING",
@@ -87,6 +88,7 @@ class QueueProcessor:
         self.notify = notify or self._notify_registry
         self.clock = clock
         self.stopping = threading.Event()
+        self._wake = threading.Event()
         self._relay_down = threading.Event()
         #: Counts of the last :meth:`process_once`, keyed by :data:`OUTCOMES`.
         self.last_pass: Counter[str] = Counter()
@@ -94,19 +96,60 @@ class QueueProcessor:
 
     @classmethod
     def from_settings(
-        cls, queue: IMailQueue, mailer: IMailer, values: dict[str, Any], registry: Any = None
+        cls, queue: IMailQueue, mailer: IMailer, settings: MailSettings, registry: Any = None
     ) -> QueueProcessor:
-        """A processor configured by parsed ``mail.*`` *values*."""
+        """A processor configured by the parsed ``mail.*`` *settings*."""
         return cls(
             queue,
             mailer,
-            workers=values["queue_workers"],
-            batch_size=values["batch_size"],
-            retry_min=values["retry_min"],
-            retry_max=values["retry_max"],
-            max_age=values["max_age"],
+            workers=settings.queue_workers,
+            batch_size=settings.batch_size,
+            retry_min=settings.retry_min,
+            retry_max=settings.retry_max,
+            max_age=settings.max_age,
             registry=registry,
         )
+
+    def run(self, interval: float, keep_going: Callable[[], bool] | None = None) -> None:
+        """Deliver what is due every *interval* seconds until :meth:`stop`.
+
+        The one run loop, of the processor thread and of ``psendmail run``.
+        :meth:`wake` starts the next pass at once; :meth:`stop` ends the loop
+        once the message in hand is settled. *keep_going* is asked after each
+        wait; the loop ends when it returns false.
+        """
+        while True:
+            # Clear, then look: a stop() that sets its wake-up after the
+            # clear ends the wait below at once; checking before the clear
+            # could wipe that wake-up and sleep a whole interval.
+            self._wake.clear()
+            if self.stopping.is_set():
+                return
+            try:
+                self.process_once()
+            except Exception:
+                log.exception("the queue pass failed; trying again in %ss", interval)
+            self._wake.wait(interval)
+            if keep_going is not None and not keep_going():
+                return
+
+    def wake(self) -> None:
+        """Start the next pass of :meth:`run` now instead of at the interval."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the message in hand, then end :meth:`run` and :meth:`process_once`."""
+        self.stopping.set()
+        self._wake.set()
+
+    def reset(self) -> None:
+        """Forget a :meth:`stop`, so that :meth:`run` can run again.
+
+        New events rather than cleared ones: after ``fork()`` the old ones
+        may be held by a thread that does not exist in the child.
+        """
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
 
     def process_once(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Deliver what is due now, until nothing is due; return the count.

@@ -7,29 +7,33 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from .processor import QueueProcessor
 
+__all__ = ["QueueProcessorThread", "thread_allowed", "without_threads"]
+
 log = logging.getLogger(__name__)
 
-#: psendmail sets this so that loading the application starts no thread.
-DISABLED = False
+# Context-local, not a process-wide switch: psendmail loads the application
+# inside without_threads(), and nothing else in the process is affected.
+_held_back: ContextVar[bool] = ContextVar("pyramid_sendmail_threads_held_back", default=False)
 _threads: weakref.WeakSet[QueueProcessorThread] = weakref.WeakSet()
 
 
 class QueueProcessorThread:
-    """Runs :meth:`QueueProcessor.process_once` every *interval* seconds.
+    """Runs :meth:`QueueProcessor.run` in a daemon thread of this process.
 
-    :meth:`wake` starts a pass at once (called when this process commits
-    queued mail). :meth:`stop` finishes the message in hand and returns.
+    :meth:`wake` starts a pass at once (this process's commits of queued
+    mail call it). :meth:`stop` finishes the message in hand and returns.
     After ``fork()``, a started processor starts again in the child.
     """
 
     def __init__(self, processor: QueueProcessor, interval: float = 3.0) -> None:
         self.processor = processor
         self.interval = interval
-        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
         _threads.add(self)
@@ -43,21 +47,23 @@ class QueueProcessorThread:
         """Start the thread, unless it already runs in this process."""
         if self.running:
             return
-        self.processor.stopping.clear()
+        self.processor.reset()
         self._pid = os.getpid()
         self._thread = threading.Thread(
-            target=self._run, name=f"psendmail-{self.processor.queue!r}", daemon=True
+            target=self.processor.run,
+            args=(self.interval,),
+            name=f"psendmail-{self.processor.queue!r}",
+            daemon=True,
         )
         self._thread.start()
 
     def wake(self) -> None:
         """Look for due mail now instead of at the next interval."""
-        self._wake.set()
+        self.processor.wake()
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Finish the message in hand, then end the thread."""
-        self.processor.stopping.set()
-        self._wake.set()
+        self.processor.stop()
         thread = self._thread
         if thread is not None and self._pid == os.getpid() and thread.is_alive():
             thread.join(timeout)
@@ -67,27 +73,10 @@ class QueueProcessorThread:
                 return
         self._thread = None
 
-    def _run(self) -> None:
-        processor = self.processor
-        while True:
-            # Clear, then look: a stop() that sets its wake-up after the
-            # clear ends the wait below at once; checking before the clear
-            # could wipe that wake-up and sleep a whole interval.
-            self._wake.clear()
-            if processor.stopping.is_set():
-                return
-            try:
-                processor.process_once()
-            except Exception:
-                log.exception("the mail queue processor failed; trying again later")
-            self._wake.wait(self.interval)
-
     def _after_fork(self) -> None:
         # Threads do not survive fork(): a started processor starts anew.
         if self._thread is not None and self._pid != os.getpid():
             self._thread = None
-            self._wake = threading.Event()
-            self.processor.stopping = threading.Event()
             self.start()
 
 
@@ -109,21 +98,19 @@ if hasattr(os, "register_at_fork"):
 atexit.register(_stop_all)
 
 
-def start_with_application(config: Any, values: dict[str, Any], setup: Any) -> None:
-    """Start a processor thread once the application is created."""
-    from pyramid.interfaces import IApplicationCreated
+@contextmanager
+def without_threads() -> Iterator[None]:
+    """Within this block, applications created start no processor thread.
 
-    processor = QueueProcessor.from_settings(
-        setup.queued_delivery.queue, setup.mailer, values, config.registry
-    )
-    runner = QueueProcessorThread(processor, values["queue_interval"])
+    ``psendmail`` loads the application so: it runs the processor itself.
+    """
+    token = _held_back.set(True)
+    try:
+        yield
+    finally:
+        _held_back.reset(token)
 
-    def started(event: Any) -> None:
-        if DISABLED or not setup.start_processor:
-            return
-        processor.mailer = setup.mailer
-        runner.start()
-        setup.queued_delivery.on_publish = runner.wake
 
-    config.add_subscriber(started, IApplicationCreated)
-    config.registry.mail_queue_processor = runner
+def thread_allowed() -> bool:
+    """False inside :func:`without_threads`."""
+    return not _held_back.get()

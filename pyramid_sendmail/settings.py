@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pyramid.exceptions import ConfigurationError
@@ -14,7 +14,7 @@ from pyramid.settings import asbool
 from .exceptions import InvalidMessageError
 from .message import parse_address
 
-__all__ = ["CLAIM_TIMEOUTS", "PREFIX", "SETTINGS", "Setting", "parse_settings"]
+__all__ = ["CLAIM_TIMEOUTS", "PREFIX", "SETTINGS", "MailSettings", "Setting", "parse_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def _bool(value: Any) -> bool:
     text = str(value).strip().lower()
     if text not in _BOOLEANS:
         raise ValueError("a boolean (true or false)")
-    return asbool(text)
+    return bool(asbool(text))
 
 
 def _int(value: Any) -> int:
@@ -110,6 +110,274 @@ def _mailer_kind(value: Any) -> str:
     raise ValueError("smtp, sendmail, file, console or a dotted name")
 
 
+def _setting(convert: Callable[[Any], Any], default: Any, kind: str, doc: str) -> Any:
+    """Declare one ``mail.*`` key as a field of :class:`MailSettings`."""
+    return field(default=default, metadata={"convert": convert, "type": kind, "doc": doc})
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """The ``mail.*`` settings, parsed: one field per key, without the prefix.
+
+    Each field is declared once, with its converter, default and meaning;
+    :func:`parse_settings` reads a Pyramid settings mapping into one, and the
+    documentation's settings table is rendered from the same declarations
+    (``SETTINGS``). Creating one checks the combinations of values.
+    """
+
+    mailer: str = _setting(
+        _mailer_kind,
+        "smtp",
+        "choice",
+        "What delivers mail: ``smtp``, ``sendmail``, ``file``, ``console``, "
+        "or the dotted name of a factory taking the settings dict.",
+    )
+    host: str = _setting(
+        _text,
+        "localhost",
+        "string",
+        "The SMTP relay's host name.",
+    )
+    port: int | None = _setting(
+        _port,
+        None,
+        "integer",
+        "The SMTP relay's port (default 25, or 465 with ``mail.ssl``).",
+    )
+    username: str | None = _setting(
+        _text,
+        None,
+        "string",
+        "The login for SMTP AUTH.",
+    )
+    password: str | None = _setting(
+        _text,
+        None,
+        "string",
+        "The password for SMTP AUTH; never logged.",
+    )
+    tls: bool = _setting(
+        _bool,
+        False,
+        "boolean",
+        "Require STARTTLS before anything else is sent.",
+    )
+    ssl: bool = _setting(
+        _bool,
+        False,
+        "boolean",
+        "Speak TLS from the start (implicit TLS).",
+    )
+    keyfile: str | None = _setting(
+        _text,
+        None,
+        "path",
+        "The private key of a client certificate.",
+    )
+    certfile: str | None = _setting(
+        _text,
+        None,
+        "path",
+        "A client certificate (PEM).",
+    )
+    cafile: str | None = _setting(
+        _text,
+        None,
+        "path",
+        "CA certificates to trust instead of the system's (PEM).",
+    )
+    verify: bool = _setting(
+        _bool,
+        True,
+        "boolean",
+        "Verify the relay's certificate and host name. Leave it on.",
+    )
+    allow_insecure_auth: bool = _setting(
+        _bool,
+        False,
+        "boolean",
+        "Allow sending the password over an unencrypted connection.",
+    )
+    timeout: float = _setting(
+        _seconds,
+        10.0,
+        "seconds",
+        "The longest an SMTP connection may go without progress: each wait to "
+        "connect, for a reply, or for room to send more of a message. A large "
+        "message over a slow link takes as long as it needs.",
+    )
+    local_hostname: str | None = _setting(
+        _text,
+        None,
+        "string",
+        "The name given in EHLO (default: this machine's FQDN).",
+    )
+    pipelining: bool = _setting(
+        _bool,
+        True,
+        "boolean",
+        "Use ESMTP PIPELINING when the relay offers it.",
+    )
+    debug: int = _setting(
+        _int,
+        0,
+        "integer",
+        "smtplib's debug level: 1 or 2 prints the SMTP dialogue to stderr (never the password).",
+    )
+    sendmail_app: str = _setting(
+        _text,
+        "/usr/sbin/sendmail",
+        "path",
+        "The sendmail binary, for ``mail.mailer = sendmail``.",
+    )
+    file_path: str = _setting(
+        _text,
+        "mail",
+        "path",
+        "The folder that ``mail.mailer = file`` writes ``.eml`` files into.",
+    )
+    default_sender: str | None = _setting(
+        _address,
+        None,
+        "address",
+        "The sender of messages that have none.",
+    )
+    redirect_to: str | None = _setting(
+        _address,
+        None,
+        "address",
+        "Development: send every message to this one address instead, keeping "
+        "the original recipients in an ``X-Original-Recipients`` header.",
+    )
+    delivery: str | None = _setting(
+        _choice("direct", "queued"),
+        None,
+        "choice",
+        "``direct`` or ``queued`` (default: queued when "
+        "``mail.queue_path`` is set or ``mail.queue = sql``, otherwise direct).",
+    )
+    queue_path: str | None = _setting(
+        _text,
+        None,
+        "path",
+        "The Maildir queue's folder; created when missing.",
+    )
+    queue: str | None = _setting(
+        _choice("maildir", "sql"),
+        None,
+        "choice",
+        "Where queued mail waits: ``maildir`` (the folder ``mail.queue_path``; "
+        "the default when it is set) or ``sql`` (tables in the application's "
+        "database, written through its SQLAlchemy session: see :doc:`sql`).",
+    )
+    queue_sql_url: str | None = _setting(
+        _text,
+        None,
+        "string",
+        "What processors connect to the SQL queue with (default: the "
+        "application's ``sqlalchemy.url``). The application writes through its "
+        "own session.",
+    )
+    queue_sql_session: str | None = _setting(
+        _text,
+        None,
+        "dotted name",
+        "A callable taking the request and returning the SQLAlchemy session "
+        "that ``request.mailer`` queues mail through (default: "
+        "``request.dbsession``, as in the Pyramid cookiecutter).",
+    )
+    queue_processor: str = _setting(
+        _choice("none", "thread"),
+        "none",
+        "choice",
+        "``thread`` runs a queue processor thread in each application "
+        "process; ``none`` leaves the queue to ``psendmail``.",
+    )
+    queue_interval: float = _setting(
+        _seconds,
+        3.0,
+        "seconds",
+        "How often the processor looks for due mail.",
+    )
+    queue_workers: int = _setting(
+        _positive_int,
+        4,
+        "integer",
+        "The most connections (threads) one processor delivers over at once. A "
+        "pass starts with one and opens the others when it spends most of its "
+        "time waiting for the relay: they hide the round trips to a distant "
+        "relay, and against a relay that answers at once they would only slow "
+        "it down.",
+    )
+    queue_processes: int = _setting(
+        _positive_int,
+        1,
+        "integer",
+        "Processes ``psendmail run`` forks, each a processor with its own "
+        "``mail.queue_workers``; more use more cores against a fast relay. "
+        "The processor thread in the application is always one.",
+    )
+    batch_size: int = _setting(
+        _positive_int,
+        100,
+        "integer",
+        "Messages sent over one connection before it is renewed.",
+    )
+    retry_min: float = _setting(
+        _seconds,
+        60.0,
+        "seconds",
+        "The shortest wait before retrying a deferred message.",
+    )
+    retry_max: float = _setting(
+        _seconds,
+        3600.0,
+        "seconds",
+        "The longest wait before retrying a deferred message.",
+    )
+    max_age: float = _setting(
+        _seconds,
+        5 * 24 * 3600.0,
+        "seconds",
+        "A message still undelivered after this long has failed.",
+    )
+    claim_timeout: float = _setting(
+        _seconds,
+        600.0,
+        "seconds",
+        "When a claim left by a dead processor goes back to the queue.",
+    )
+    devtools: bool = _setting(
+        _bool,
+        False,
+        "boolean",
+        "Development only: serve the dev inbox and the mail previews at "
+        "``mail.devtools_path`` and record this process's messages for them and "
+        "for the debug toolbar's mail panel (see :doc:`devtools`).",
+    )
+    devtools_path: str = _setting(
+        _path_prefix,
+        "/_mail",
+        "string",
+        "Where the dev inbox and the previews are served.",
+    )
+    devtools_allow_production: bool = _setting(
+        _bool,
+        False,
+        "boolean",
+        "Let ``mail.devtools`` start although neither ``pyramid.reload_templates`` "
+        "nor any ``pyramid.debug_*`` setting is true (which looks like production).",
+    )
+
+    def __post_init__(self) -> None:
+        # The defaults that follow from other keys.
+        if self.queue is None and self.queue_path:
+            object.__setattr__(self, "queue", "maildir")
+        _check_combinations(self)
+        if self.delivery is None:
+            object.__setattr__(self, "delivery", "queued" if self.queue else "direct")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One ``mail.*`` key: how to read it, its default, and what it means."""
@@ -121,260 +389,22 @@ class Setting:
     doc: str
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "mailer",
-        _mailer_kind,
-        "smtp",
-        "choice",
-        "What delivers mail: ``smtp``, ``sendmail``, ``file``, ``console``, "
-        "or the dotted name of a factory taking the settings dict.",
-    ),
-    Setting("host", _text, "localhost", "string", "The SMTP relay's host name."),
-    Setting(
-        "port",
-        _port,
-        None,
-        "integer",
-        "The SMTP relay's port (default 25, or 465 with ``mail.ssl``).",
-    ),
-    Setting("username", _text, None, "string", "The login for SMTP AUTH."),
-    Setting("password", _text, None, "string", "The password for SMTP AUTH; never logged."),
-    Setting("tls", _bool, False, "boolean", "Require STARTTLS before anything else is sent."),
-    Setting("ssl", _bool, False, "boolean", "Speak TLS from the start (implicit TLS)."),
-    Setting("keyfile", _text, None, "path", "The private key of a client certificate."),
-    Setting("certfile", _text, None, "path", "A client certificate (PEM)."),
-    Setting(
-        "cafile",
-        _text,
-        None,
-        "path",
-        "CA certificates to trust instead of the system's (PEM).",
-    ),
-    Setting(
-        "verify",
-        _bool,
-        True,
-        "boolean",
-        "Verify the relay's certificate and host name. Leave it on.",
-    ),
-    Setting(
-        "allow_insecure_auth",
-        _bool,
-        False,
-        "boolean",
-        "Allow sending the password over an unencrypted connection.",
-    ),
-    Setting(
-        "timeout",
-        _seconds,
-        10.0,
-        "seconds",
-        (
-            "The longest an SMTP connection may go without progress: each wait to "
-            "connect, for a reply, or for room to send more of a message. A large "
-            "message over a slow link takes as long as it needs."
-        ),
-    ),
-    Setting(
-        "local_hostname",
-        _text,
-        None,
-        "string",
-        "The name given in EHLO (default: this machine's FQDN).",
-    ),
-    Setting(
-        "pipelining",
-        _bool,
-        True,
-        "boolean",
-        "Use ESMTP PIPELINING when the relay offers it.",
-    ),
-    Setting(
-        "debug",
-        _int,
-        0,
-        "integer",
-        "smtplib's debug level: 1 or 2 prints the SMTP dialogue to stderr (never the password).",
-    ),
-    Setting(
-        "sendmail_app",
-        _text,
-        "/usr/sbin/sendmail",
-        "path",
-        "The sendmail binary, for ``mail.mailer = sendmail``.",
-    ),
-    Setting(
-        "file_path",
-        _text,
-        "mail",
-        "path",
-        "The folder that ``mail.mailer = file`` writes ``.eml`` files into.",
-    ),
-    Setting(
-        "default_sender",
-        _address,
-        None,
-        "address",
-        "The sender of messages that have none.",
-    ),
-    Setting(
-        "redirect_to",
-        _address,
-        None,
-        "address",
-        "Development: send every message to this one address instead, keeping "
-        "the original recipients in an ``X-Original-Recipients`` header.",
-    ),
-    Setting(
-        "delivery",
-        _choice("direct", "queued"),
-        None,
-        "choice",
-        "``direct`` or ``queued`` (default: queued when "
-        "``mail.queue_path`` is set or ``mail.queue = sql``, otherwise direct).",
-    ),
-    Setting(
-        "queue_path",
-        _text,
-        None,
-        "path",
-        "The Maildir queue's folder; created when missing.",
-    ),
-    Setting(
-        "queue",
-        _choice("maildir", "sql"),
-        None,
-        "choice",
-        "Where queued mail waits: ``maildir`` (the folder ``mail.queue_path``; "
-        "the default when it is set) or ``sql`` (tables in the application's "
-        "database, written through its SQLAlchemy session: see :doc:`sql`).",
-    ),
-    Setting(
-        "queue_sql_url",
-        _text,
-        None,
-        "string",
-        "What processors connect to the SQL queue with (default: the "
-        "application's ``sqlalchemy.url``). The application writes through its "
-        "own session.",
-    ),
-    Setting(
-        "queue_sql_session",
-        _text,
-        None,
-        "dotted name",
-        "A callable taking the request and returning the SQLAlchemy session "
-        "that ``request.mailer`` queues mail through (default: "
-        "``request.dbsession``, as in the Pyramid cookiecutter).",
-    ),
-    Setting(
-        "queue_processor",
-        _choice("none", "thread"),
-        "none",
-        "choice",
-        "``thread`` runs a queue processor thread in each application "
-        "process; ``none`` leaves the queue to ``psendmail``.",
-    ),
-    Setting(
-        "queue_interval",
-        _seconds,
-        3.0,
-        "seconds",
-        "How often the processor looks for due mail.",
-    ),
-    Setting(
-        "queue_workers",
-        _positive_int,
-        4,
-        "integer",
-        "The most connections (threads) one processor delivers over at once. A "
-        "pass starts with one and opens the others when it spends most of its "
-        "time waiting for the relay: they hide the round trips to a distant "
-        "relay, and against a relay that answers at once they would only slow "
-        "it down.",
-    ),
-    Setting(
-        "queue_processes",
-        _positive_int,
-        1,
-        "integer",
-        "Processes ``psendmail run`` forks, each a processor with its own "
-        "``mail.queue_workers``; more use more cores against a fast relay. "
-        "The processor thread in the application is always one.",
-    ),
-    Setting(
-        "batch_size",
-        _positive_int,
-        100,
-        "integer",
-        "Messages sent over one connection before it is renewed.",
-    ),
-    Setting(
-        "retry_min",
-        _seconds,
-        60.0,
-        "seconds",
-        "The shortest wait before retrying a deferred message.",
-    ),
-    Setting(
-        "retry_max",
-        _seconds,
-        3600.0,
-        "seconds",
-        "The longest wait before retrying a deferred message.",
-    ),
-    Setting(
-        "max_age",
-        _seconds,
-        5 * 24 * 3600.0,
-        "seconds",
-        "A message still undelivered after this long has failed.",
-    ),
-    Setting(
-        "claim_timeout",
-        _seconds,
-        600.0,
-        "seconds",
-        "When a claim left by a dead processor goes back to the queue.",
-    ),
-    Setting(
-        "devtools",
-        _bool,
-        False,
-        "boolean",
-        "Development only: serve the dev inbox and the mail previews at "
-        "``mail.devtools_path`` and record this process's messages for them and "
-        "for the debug toolbar's mail panel (see :doc:`devtools`).",
-    ),
-    Setting(
-        "devtools_path",
-        _path_prefix,
-        "/_mail",
-        "string",
-        "Where the dev inbox and the previews are served.",
-    ),
-    Setting(
-        "devtools_allow_production",
-        _bool,
-        False,
-        "boolean",
-        "Let ``mail.devtools`` start although neither ``pyramid.reload_templates`` "
-        "nor any ``pyramid.debug_*`` setting is true (which looks like production).",
-    ),
+#: Every ``mail.*`` key, in the order of :class:`MailSettings`' fields.
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, f.metadata["convert"], f.default, f.metadata["type"], f.metadata["doc"])
+    for f in fields(MailSettings)
 )
-
 _BY_KEY = {s.key: s for s in SETTINGS}
 
 
-def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Read every ``mail.*`` key of *settings* into a dict keyed without prefix.
+def parse_settings(settings: Mapping[str, Any]) -> MailSettings:
+    """Read every ``mail.*`` key of *settings* into a :class:`MailSettings`.
 
     Raises :class:`~pyramid.exceptions.ConfigurationError` naming the key and
-    value for a bad value, or for an unknown key that looks like a misspelt
-    known one; other unknown keys are logged as warnings.
+    value for a bad value, for a bad combination, or for an unknown key that
+    looks like a misspelt known one; other unknown keys are logged as warnings.
     """
-    values = {s.key: s.default for s in SETTINGS}
+    values: dict[str, Any] = {}
     for name, raw in settings.items():
         if not name.startswith(PREFIX):
             continue
@@ -389,68 +419,65 @@ def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             values[key] = setting.convert(raw)
         except ValueError as exc:
             raise ConfigurationError(f"{name} must be {exc}, not {raw!r}") from None
-    _check_combinations(values, settings)
-    return values
+    if values.get("queue") == "sql" and not values.get("queue_sql_url"):
+        # The SQL queue is the application's own database by default.
+        values["queue_sql_url"] = _text(settings.get("sqlalchemy.url") or "")
+    return MailSettings(**values)
 
 
-def _check_queue(values: dict[str, Any], settings: Mapping[str, Any]) -> None:
-    if values["queue"] is None:
-        values["queue"] = "maildir" if values["queue_path"] else None
-    if values["queue"] == "sql":
-        if values["queue_path"]:
+def _check_queue(s: MailSettings) -> None:
+    if s.queue == "sql":
+        if s.queue_path:
             raise ConfigurationError(
-                f"mail.queue = sql and mail.queue_path ({values['queue_path']!r}) are both "
+                f"mail.queue = sql and mail.queue_path ({s.queue_path!r}) are both "
                 "set: choose the SQL queue or the Maildir"
             )
-        if not values["queue_sql_url"]:
-            values["queue_sql_url"] = _text(settings.get("sqlalchemy.url") or "")
-        if not values["queue_sql_url"]:
+        if not s.queue_sql_url:
             raise ConfigurationError(
                 "mail.queue = sql needs the database: set mail.queue_sql_url or sqlalchemy.url"
             )
-    elif values["queue"] == "maildir" and not values["queue_path"]:
+    elif s.queue == "maildir" and not s.queue_path:
         raise ConfigurationError("mail.queue = maildir needs mail.queue_path")
 
 
-def _check_combinations(values: dict[str, Any], settings: Mapping[str, Any]) -> None:
-    _check_queue(values, settings)
-    if values["tls"] and values["ssl"]:
+def _check_combinations(s: MailSettings) -> None:
+    _check_queue(s)
+    if s.tls and s.ssl:
         raise ConfigurationError(
             "mail.tls and mail.ssl are both true: choose STARTTLS (mail.tls) "
             "or implicit TLS (mail.ssl)"
         )
-    if (
-        values["username"]
-        and values["mailer"] == "smtp"
-        and not (values["tls"] or values["ssl"] or values["allow_insecure_auth"])
-    ):
+    if s.username and s.mailer == "smtp" and not (s.tls or s.ssl or s.allow_insecure_auth):
         raise ConfigurationError(
-            f"mail.username is set ({values['username']!r}) but neither mail.tls "
+            f"mail.username is set ({s.username!r}) but neither mail.tls "
             "nor mail.ssl is true: "
             "the password would cross the network in clear text. Enable one, "
             "or set mail.allow_insecure_auth = true for a trusted local relay"
         )
-    if values["keyfile"] and not values["certfile"]:
+    if s.keyfile and not s.certfile:
         raise ConfigurationError(
-            f"mail.keyfile is set ({values['keyfile']!r}) but mail.certfile is not: "
+            f"mail.keyfile is set ({s.keyfile!r}) but mail.certfile is not: "
             "a client certificate needs both"
         )
-    if values["delivery"] == "queued" and not values["queue"]:
+    if s.delivery == "queued" and not s.queue:
         raise ConfigurationError("mail.delivery = queued needs mail.queue_path")
-    if values["retry_min"] > values["retry_max"]:
+    if s.queue_processor == "thread" and not s.queue:
+        # It would have nothing to process: say so rather than start nothing.
         raise ConfigurationError(
-            f"mail.retry_min ({values['retry_min']}) is larger than "
-            f"mail.retry_max ({values['retry_max']})"
+            "mail.queue_processor = thread needs mail.queue_path (or mail.queue = sql): "
+            "a processor thread delivers from the queue"
         )
-    if values["claim_timeout"] < CLAIM_TIMEOUTS * values["timeout"]:
+    if s.retry_min > s.retry_max:
+        raise ConfigurationError(
+            f"mail.retry_min ({s.retry_min}) is larger than mail.retry_max ({s.retry_max})"
+        )
+    if s.claim_timeout < CLAIM_TIMEOUTS * s.timeout:
         # A live send waits at most a few network operations of mail.timeout
         # each; a shorter claim could be taken back and sent twice.
         raise ConfigurationError(
-            f"mail.claim_timeout ({values['claim_timeout']}) must be at least "
-            f"{CLAIM_TIMEOUTS} times mail.timeout ({values['timeout']})"
+            f"mail.claim_timeout ({s.claim_timeout}) must be at least "
+            f"{CLAIM_TIMEOUTS} times mail.timeout ({s.timeout})"
         )
-    if values["delivery"] is None:
-        values["delivery"] = "queued" if values["queue"] else "direct"
 
 
 def _unknown(name: str, key: str) -> None:

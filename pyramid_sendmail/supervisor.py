@@ -58,26 +58,36 @@ Progress = Callable[[int, int], None]
 def run_forever(processor: QueueProcessor, interval: float, parent: int | None = None) -> int:
     """Deliver every *interval* seconds until SIGTERM or SIGINT, which let
     the message in hand finish; with *parent*, also once that process is gone."""
-    wake = threading.Event()
-
-    def stop(signum: int, frame: Any) -> None:
-        log.info("signal %d: finishing the message in hand, then exiting", signum)
-        processor.stopping.set()
-        wake.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, _Stop(processor))
+    signal.signal(signal.SIGINT, _Stop(processor))
     log.info("delivering mail from %s every %ss", processor.queue, interval)
-    while not processor.stopping.is_set():
-        try:
-            processor.process_once()
-        except Exception:
-            log.exception("the queue pass failed; trying again in %ss", interval)
-        wake.wait(interval)
-        if parent is not None and os.getppid() != parent:
-            log.warning("psendmail's main process is gone; this processor stops")
-            break
+    keep_going = None if parent is None else _ParentAlive(parent)
+    processor.run(interval, keep_going)
     return 0
+
+
+class _Stop:
+    """The signal handler of a processor process: stop after the message in hand."""
+
+    def __init__(self, processor: QueueProcessor) -> None:
+        self.processor = processor
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        log.info("signal %d: finishing the message in hand, then exiting", signum)
+        self.processor.stop()
+
+
+class _ParentAlive:
+    """True while the process *parent* is this one's parent."""
+
+    def __init__(self, parent: int) -> None:
+        self.parent = parent
+
+    def __call__(self) -> bool:
+        if os.getppid() == self.parent:
+            return True
+        log.warning("psendmail's main process is gone; this processor stops")
+        return False
 
 
 class PassResult:
@@ -177,26 +187,27 @@ def serve_in_processes(count: int, make_processor: MakeProcessor, interval: floa
 
 def _drain_child(make_processor: MakeProcessor, out: int, report_progress: bool) -> int:
     processor = _start(make_processor)
-
-    def stop(signum: int, frame: Any) -> None:
-        processor.stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    last = 0.0
-
-    def progress(done: int, total: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= PROGRESS_EVERY:
-            last = now
-            _write_line(out, {"done": done})
-
-    processor.process_once(progress if report_progress else None)
+    signal.signal(signal.SIGTERM, _Stop(processor))
+    signal.signal(signal.SIGINT, _Stop(processor))
+    processor.process_once(_ProgressLines(out) if report_progress else None)
     counts = processor.last_pass
     _write_line(out, {"done": sum(counts[k] for k in OUTCOMES)})
     _write_line(out, {**counts, "relay_was_down": processor.relay_was_down})
     return 0
+
+
+class _ProgressLines:
+    """Writes the count done to the parent, every :data:`PROGRESS_EVERY` at most."""
+
+    def __init__(self, out: int) -> None:
+        self.out = out
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            _write_line(self.out, {"done": done})
 
 
 class _NotStarted(Exception):

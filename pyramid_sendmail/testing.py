@@ -1,10 +1,11 @@
 """Testing support: keep the real deliveries, swap in an in-memory mailer.
 
 ``config.include('pyramid_sendmail.testing')`` (before or after
-``pyramid_sendmail``) replaces the configured mailer with an
-:class:`InMemoryMailer` and makes ``send()`` deliver directly to it when the
-transaction commits. Its :attr:`~InMemoryMailer.outbox` records every message
-when ``send()`` is called, as pyramid_mailer's testing mailer did; its
+``pyramid_sendmail``) has the include build its parts around an
+:class:`InMemoryMailer`: ``send()`` and ``send_to_queue()`` deliver directly
+to it when the transaction commits, and no queue is opened. Its
+:attr:`~InMemoryMailer.outbox` records every message when ``send()`` is
+called, as pyramid_mailer's testing mailer did; its
 :attr:`~InMemoryMailer.delivered` list holds only what committed
 transactions handed over. The queue processor thread is not started.
 """
@@ -12,7 +13,7 @@ transactions handed over. The queue processor thread is not started.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -21,14 +22,29 @@ from typing import Any
 from pyramid.config import Configurator
 from zope.interface import implementer
 
-from .api import IMailSetup, MailSetup
-from .config import register_setup
+from .components import (
+    IMailComponents,
+    IMailComponentsFactory,
+    MailComponents,
+    build_components,
+)
+from .config import build_and_register
 from .delivery import DirectMailDelivery, send_now
 from .exceptions import MailDeliveryError
 from .interfaces import IMailer, IQueuedMailDelivery
 from .mailers import OneShotSession
 from .message import Envelope
 from .results import SendResult
+from .settings import MailSettings
+
+__all__ = [
+    "DeliveredMail",
+    "InMemoryMailer",
+    "InMemoryQueueDelivery",
+    "activate",
+    "get_testing_mailer",
+    "includeme",
+]
 
 _active: InMemoryMailer | None = None
 
@@ -117,22 +133,50 @@ class InMemoryQueueDelivery(DirectMailDelivery):
         return send_now(self.mailer, envelope, lambda event: None)
 
 
+class _InMemoryComponents:
+    """The testing include's replacement for :func:`build_components`: the
+    same parts, built around the in-memory mailer, with no queue."""
+
+    def __init__(self, mailer: InMemoryMailer) -> None:
+        self.mailer = mailer
+
+    def __call__(
+        self,
+        settings: MailSettings,
+        *,
+        mailer: IMailer | None = None,
+        registry: Any = None,
+        app_settings: Mapping[str, Any] | None = None,
+    ) -> MailComponents:
+        return build_components(
+            settings,
+            mailer=self.mailer,
+            queued_delivery=InMemoryQueueDelivery(self.mailer),
+            observers=(self.mailer.record,),
+            registry=registry,
+            app_settings=app_settings,
+        )
+
+
 def includeme(config: Configurator) -> None:
-    """Configure pyramid_sendmail with an in-memory mailer."""
+    """Configure pyramid_sendmail with an in-memory mailer.
+
+    It registers the mailer and a builder around it, then the include builds
+    with that builder; when ``config.include('pyramid_sendmail')`` came
+    first, its parts are built again and replace the registered ones
+    (nothing built is changed in place).
+    """
     registry = config.registry
     mailer = registry.queryUtility(IMailer)
     if not isinstance(mailer, InMemoryMailer):
         mailer = _active if _active is not None else InMemoryMailer()
         registry.registerUtility(mailer, IMailer)
-    config.include("pyramid_sendmail")
-    setup: MailSetup = registry.getUtility(IMailSetup)
-    setup.mailer = mailer
-    setup.delivery = DirectMailDelivery(mailer)
-    setup.queued_delivery = InMemoryQueueDelivery(mailer)
-    setup.start_processor = False
-    if mailer.record not in setup.observers:
-        setup.observers.append(mailer.record)
-    register_setup(registry, setup)
+    registry.registerUtility(_InMemoryComponents(mailer), IMailComponentsFactory)
+    built: MailComponents | None = registry.queryUtility(IMailComponents)
+    if built is None:
+        config.include("pyramid_sendmail")
+    else:
+        build_and_register(registry, built.settings)
 
 
 def get_testing_mailer(request_or_registry: Any) -> InMemoryMailer:

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyramid.config import Configurator
 
-from pyramid_sendmail import Message, processor_thread
+from pyramid_sendmail import FileMailer, Message, processor_thread
 from pyramid_sendmail.cli import main
+from pyramid_sendmail.interfaces import IMailer
 from pyramid_sendmail.message import Envelope, prepare
 from pyramid_sendmail.queue import STALE_TMP_AGE, MaildirQueue
 
@@ -301,7 +303,84 @@ def test_run_once_loading_the_app_starts_no_thread_and_leaves_no_trace(
     assert len(smtp_server.messages) == 1
     # Loading the app must not disable the processor thread for the rest
     # of this process (an application created later must start one).
-    assert processor_thread.DISABLED is False
+    assert processor_thread.thread_allowed() is True
+
+
+def make_file_mailer(settings: dict[str, Any]) -> FileMailer:
+    """A ``mail.mailer`` factory named by its dotted name in the INI file."""
+    return FileMailer(settings["test.outbox"])
+
+
+def app_with_its_own_mailer(global_config: dict[str, Any], **settings: Any) -> Any:
+    """An application that registers its mailer itself, then includes us."""
+    config = Configurator(settings=settings)
+    config.registry.registerUtility(FileMailer(settings["test.outbox"]), IMailer)
+    config.include("pyramid_sendmail")
+    return config.make_wsgi_app()
+
+
+@pytest.mark.parametrize(
+    ("template", "options"),
+    [(SETTINGS_INI, ["--no-app"]), (APP_INI, [])],
+    ids=["settings-only", "app-loaded"],
+)
+def test_run_once_delivers_through_the_dotted_name_mailer_of_the_ini(
+    psendmail: Psendmail, smtp_server: Any, tmp_path: Path, template: str, options: list[str]
+) -> None:
+    outbox = tmp_path / "outbox"
+    psendmail.write(
+        template, extra=f"mail.mailer = test_cli:make_file_mailer\ntest.outbox = {outbox}"
+    )
+    psendmail.queue.add(envelope("Through the factory"))
+
+    code, out = psendmail(*options, "run", "--once")
+
+    assert code == 0, out
+    assert "1 sent" in out
+    assert smtp_server.messages == []
+    [eml] = outbox.glob("*.eml")
+    assert b"Subject: Through the factory" in eml.read_bytes()
+
+
+def test_run_once_delivers_through_the_mailer_the_app_registered(
+    psendmail: Psendmail, smtp_server: Any, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox"
+    ini = APP_INI.replace("use = egg:mailform", "use = call:test_cli:app_with_its_own_mailer")
+    psendmail.write(ini, extra=f"test.outbox = {outbox}")
+    psendmail.queue.add(envelope("Through the app's mailer"))
+
+    code, out = psendmail("run", "--once")
+
+    assert code == 0, out
+    assert "1 sent" in out
+    assert smtp_server.messages == []
+    assert len(list(outbox.glob("*.eml"))) == 1
+
+
+def app_completing_its_settings(global_config: dict[str, Any], **settings: Any) -> Any:
+    """An application whose main() adds the setting its mailer factory reads."""
+    settings.setdefault("test.outbox", os.path.join(global_config["here"], "outbox"))
+    config = Configurator(settings=settings)
+    config.include("pyramid_sendmail")
+    return config.make_wsgi_app()
+
+
+def test_run_once_uses_the_dotted_name_mailer_the_app_built(
+    psendmail: Psendmail, smtp_server: Any, tmp_path: Path
+) -> None:
+    # The factory needs a setting only the application's main() provides:
+    # psendmail must deliver through the mailer the application built.
+    ini = APP_INI.replace("use = egg:mailform", "use = call:test_cli:app_completing_its_settings")
+    psendmail.write(ini, extra="mail.mailer = test_cli:make_file_mailer")
+    psendmail.queue.add(envelope("Built by the app"))
+
+    code, out = psendmail("run", "--once")
+
+    assert code == 0, out
+    assert "1 sent" in out
+    assert smtp_server.messages == []
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
 
 
 def test_run_once_without_the_app_reads_settings_only(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import os
 from collections.abc import Sequence
@@ -25,8 +26,10 @@ from pyramid_sendmail import (
     SendResult,
     SMTPMailer,
 )
+from pyramid_sendmail.components import IMailComponents, build_components
 from pyramid_sendmail.interfaces import IMailDelivery, IMailer
 from pyramid_sendmail.mailers import OneShotSession
+from pyramid_sendmail.settings import parse_settings
 from pyramid_sendmail.testing import InMemoryMailer, get_testing_mailer
 
 
@@ -268,3 +271,39 @@ def test_queue_path_that_cannot_be_created_is_a_configuration_error(tmp_path):
 
     with pytest.raises(ConfigurationError, match=r"mail\.queue_path"):
         configure({"mail.queue_path": str(blocker / "queue")})
+
+
+# -- the composition root: built once, never changed in place -------------------
+
+
+def test_testing_include_after_the_main_one_replaces_the_parts_without_changing_them():
+    config = Configurator(settings={"mail.host": "127.0.0.1", "mail.port": "9"})
+    config.include("pyramid_sendmail")
+    before = config.registry.getUtility(IMailComponents)
+    config.include("pyramid_sendmail.testing")
+    after = config.registry.getUtility(IMailComponents)
+
+    assert after is not before
+    assert isinstance(before.mailer, SMTPMailer)
+    assert before.observers == ()
+    assert after.mailer is get_testing_mailer(config.registry)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        after.mailer = before.mailer  # type: ignore[misc]
+
+
+def test_processor_thread_without_a_queue_fails_at_include():
+    config = Configurator(settings={"mail.queue_processor": "thread"})
+    with pytest.raises(ConfigurationError) as info:
+        config.include("pyramid_sendmail")
+    assert "mail.queue_processor" in str(info.value)
+    assert "mail.queue_path" in str(info.value)
+
+
+def test_psendmail_and_the_include_build_the_same_parts(tmp_path):
+    settings = {"mail.queue_path": str(tmp_path / "queue"), "mail.queue_workers": "2"}
+    components = build_components(parse_settings(settings))
+    assert isinstance(components.mailer, SMTPMailer)
+    assert components.delivery is components.queued_delivery
+    assert components.processor is not None
+    assert components.processor.workers == 2
+    assert components.processor.queue is components.queued_delivery.queue

@@ -11,7 +11,7 @@ from devtools_app import DEVELOPMENT, make_app, rich_message
 from pyramid.config import Configurator
 
 from pyramid_sendmail import MailDeliveryError, Message, get_mailer
-from pyramid_sendmail.api import IMailSetup
+from pyramid_sendmail.components import IMailComponents
 from pyramid_sendmail.devtools import get_devtools
 from pyramid_sendmail.devtools.recorder import Record, Store
 from pyramid_sendmail.message import prepare
@@ -123,7 +123,7 @@ def test_devtools_off_records_nothing_and_adds_no_hooks() -> None:
     config = Configurator(settings={"mail.mailer": "console"})
     config.include("pyramid_sendmail.testing")
     config.commit()
-    assert config.registry.getUtility(IMailSetup).recorder is None
+    assert config.registry.getUtility(IMailComponents).recorder is None
     assert get_devtools(config.registry) is None
     manager = transaction.TransactionManager(explicit=True)
     txn = manager.begin()

@@ -192,7 +192,7 @@ def test_converted_ini_keeps_the_pyramid_mailer_keys(tmp_path):
     assert set(new) - set(old) == {"mail.delivery"}
     assert {k: new[k] for k in old} == old
     values = parse_settings(new)
-    assert (values["host"], values["port"], values["delivery"]) == ("localhost", 25, "direct")
+    assert (values.host, values.port, values.delivery) == ("localhost", 25, "direct")
 
 
 def test_testing_include_gives_an_in_memory_mailer(new_app, tmp_path):

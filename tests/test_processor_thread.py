@@ -191,8 +191,8 @@ def test_stop_requested_as_the_thread_wakes_still_ends_it(
     config = make_config()
     config.make_wsgi_app()
     runner = config.registry.mail_queue_processor
-    sleeping_on = runner._wake
-    runner._wake = _StopArrivesAtClear(runner)
+    sleeping_on = runner.processor._wake
+    runner.processor._wake = _StopArrivesAtClear(runner)
 
     # Wake the thread wherever it is: asleep on its old wake-up or not yet.
     sleeping_on.set()
@@ -225,12 +225,11 @@ def test_stop_finishes_the_message_in_hand_and_leaves_nothing_claimed(
 def test_disabled_processor_starts_no_thread(
     make_config: Callable[..., Configurator],
     queue_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # What psendmail does before it loads the application.
-    monkeypatch.setattr(processor_thread, "DISABLED", True)
+    # What psendmail does when it loads the application.
     config = make_config()
-    app = TestApp(config.make_wsgi_app())
+    with processor_thread.without_threads():
+        app = TestApp(config.make_wsgi_app())
 
     app.post("/send", {"subject": "Left for psendmail"})
 

@@ -26,8 +26,8 @@ def session_of(request: Any) -> Any:
 def test_sql_queue_uses_sqlalchemy_url_and_makes_delivery_queued() -> None:
     values = parse_settings({"mail.queue": "sql", "sqlalchemy.url": "sqlite:///app.db"})
 
-    assert values["queue_sql_url"] == "sqlite:///app.db"
-    assert values["delivery"] == "queued"
+    assert values.queue_sql_url == "sqlite:///app.db"
+    assert values.delivery == "queued"
 
 
 def test_queue_sql_url_wins_over_sqlalchemy_url() -> None:
@@ -39,7 +39,7 @@ def test_queue_sql_url_wins_over_sqlalchemy_url() -> None:
         }
     )
 
-    assert values["queue_sql_url"] == "postgresql+psycopg://mail@db/app"
+    assert values.queue_sql_url == "postgresql+psycopg://mail@db/app"
 
 
 def test_sql_queue_without_a_database_is_refused() -> None:
@@ -91,7 +91,7 @@ def test_the_include_builds_the_sql_delivery() -> None:
     settings = {"mail.queue": "sql", "sqlalchemy.url": "sqlite://"}
     with testing.testConfig(settings=settings) as config:
         config.include("pyramid_sendmail")
-        setup = get_mailer(config.registry).setup
+        setup = get_mailer(config.registry).components
 
     assert isinstance(setup.delivery, SQLMailDelivery)
     assert isinstance(setup.delivery.queue, SQLQueue)
@@ -117,7 +117,7 @@ def test_request_mailer_writes_through_the_session_mail_queue_sql_session_names(
         request.tm = manager
         with manager:
             get_mailer(request).send(mail("named session"))
-        get_mailer(config.registry).setup.queued_delivery.queue.close()
+        get_mailer(config.registry).components.queued_delivery.queue.close()
 
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(queue_table)).scalar() == 1

@@ -41,7 +41,7 @@ def stop(app: webtest.TestApp) -> None:
     """Close the connections of the application's engine and of its queue."""
     registry = app.app.registry
     registry["dbsession_factory"].kw["bind"].dispose()
-    get_mailer(registry).setup.queued_delivery.queue.close()
+    get_mailer(registry).components.queued_delivery.queue.close()
 
 
 @pytest.fixture

@@ -349,7 +349,7 @@ def test_send_to_queue_immediately_writes_at_once_without_a_transaction(
         Message(subject="now", recipients=["bob@example.org"], body="Hi")
     )
 
-    queue = mailer.setup.queued_delivery.queue  # type: ignore[union-attr]
+    queue = mailer.components.queued_delivery.queue  # type: ignore[union-attr]
     [entry] = queue.list("new")
     assert entry.envelope.message_id == message_id
     assert entry.envelope.sender == "app@example.org"
@@ -365,5 +365,5 @@ def test_send_to_queue_immediately_ignores_the_transaction_outcome(
     mailer.send_to_queue_immediately(Message(subject="regardless", recipients=["b@example.org"]))
     tm.abort()
 
-    queue = mailer.setup.queued_delivery.queue  # type: ignore[union-attr]
+    queue = mailer.components.queued_delivery.queue  # type: ignore[union-attr]
     assert queued_subjects(queue) == ["regardless"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
 from pyramid.exceptions import ConfigurationError
 
-from pyramid_sendmail.settings import PREFIX, SETTINGS, parse_settings
+from pyramid_sendmail.settings import PREFIX, SETTINGS, MailSettings, parse_settings
 
 
 def as_ini(value: object) -> str:
@@ -22,8 +23,8 @@ def test_no_settings_give_every_default():
     values = parse_settings({})
     for setting in SETTINGS:
         if setting.key != "delivery":
-            assert values[setting.key] == setting.default, setting.key
-    assert values["delivery"] == "direct"
+            assert getattr(values, setting.key) == setting.default, setting.key
+    assert values.delivery == "direct"
 
 
 WITH_DEFAULT = [s for s in SETTINGS if s.default is not None]
@@ -32,14 +33,14 @@ WITH_DEFAULT = [s for s in SETTINGS if s.default is not None]
 @pytest.mark.parametrize("setting", WITH_DEFAULT, ids=lambda s: s.key)
 def test_every_default_written_in_an_ini_file_reads_back_as_itself(setting):
     values = parse_settings({PREFIX + setting.key: as_ini(setting.default)})
-    assert values[setting.key] == setting.default
+    assert getattr(values, setting.key) == setting.default
 
 
 @pytest.mark.parametrize("setting", WITH_DEFAULT, ids=lambda s: s.key)
 def test_every_default_given_as_a_python_value_is_accepted(setting):
     # Settings built in code (tests, config.add_settings) hold typed values.
     values = parse_settings({PREFIX + setting.key: setting.default})
-    assert values[setting.key] == setting.default
+    assert getattr(values, setting.key) == setting.default
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.key)
@@ -50,9 +51,9 @@ def test_every_setting_is_documented(setting):
 
 def test_blank_value_means_the_default():
     values = parse_settings({"mail.host": "  ", "mail.port": "", "mail.tls": None})
-    assert values["host"] == "localhost"
-    assert values["port"] is None
-    assert values["tls"] is False
+    assert values.host == "localhost"
+    assert values.port is None
+    assert values.tls is False
 
 
 def test_other_settings_are_ignored_silently(caplog):
@@ -79,14 +80,14 @@ def test_values_are_converted_to_their_types():
             "mail.mailer": "SMTP",
         }
     )
-    assert values["host"] == "smtp.example.org"
-    assert values["port"] == 587
-    assert values["timeout"] == 2.5
-    assert values["queue_workers"] == 4
-    assert values["debug"] == 1
-    assert values["default_sender"] == "Shop <shop@example.org>"
-    assert values["delivery"] == "queued"
-    assert values["mailer"] == "smtp"
+    assert values.host == "smtp.example.org"
+    assert values.port == 587
+    assert values.timeout == 2.5
+    assert values.queue_workers == 4
+    assert values.debug == 1
+    assert values.default_sender == "Shop <shop@example.org>"
+    assert values.delivery == "queued"
+    assert values.mailer == "smtp"
 
 
 @pytest.mark.parametrize(
@@ -111,12 +112,12 @@ def test_values_are_converted_to_their_types():
     ],
 )
 def test_booleans_read_like_pyramid_asbool(raw, expected):
-    assert parse_settings({"mail.ssl": raw})["ssl"] is expected
+    assert parse_settings({"mail.ssl": raw}).ssl is expected
 
 
 def test_mailer_may_be_a_dotted_name():
     for name in ("myapp.mail:make_mailer", "myapp.mail.make_mailer"):
-        assert parse_settings({"mail.mailer": name})["mailer"] == name
+        assert parse_settings({"mail.mailer": name}).mailer == name
 
 
 # --- bad values ---------------------------------------------------------------
@@ -192,7 +193,7 @@ def test_username_without_encryption_is_refused():
 )
 def test_username_is_accepted_with_encryption_or_explicit_consent(extra):
     values = parse_settings({"mail.username": "app", "mail.password": "pw", **extra})
-    assert values["username"] == "app"
+    assert values.username == "app"
 
 
 def test_keyfile_without_certfile_is_refused():
@@ -202,7 +203,7 @@ def test_keyfile_without_certfile_is_refused():
 
 def test_client_certificate_with_both_files_is_accepted():
     values = parse_settings({"mail.keyfile": "/k.pem", "mail.certfile": "/c.pem"})
-    assert (values["keyfile"], values["certfile"]) == ("/k.pem", "/c.pem")
+    assert (values.keyfile, values.certfile) == ("/k.pem", "/c.pem")
 
 
 def test_retry_min_larger_than_retry_max_is_refused():
@@ -215,7 +216,7 @@ def test_retry_min_larger_than_retry_max_is_refused():
 
 def test_retry_min_equal_to_retry_max_is_accepted():
     values = parse_settings({"mail.retry_min": "120", "mail.retry_max": "120"})
-    assert values["retry_min"] == values["retry_max"] == 120.0
+    assert values.retry_min == values.retry_max == 120.0
 
 
 # --- delivery -----------------------------------------------------------------
@@ -223,17 +224,17 @@ def test_retry_min_equal_to_retry_max_is_accepted():
 
 def test_delivery_defaults_to_queued_when_queue_path_is_set(tmp_path):
     values = parse_settings({"mail.queue_path": str(tmp_path / "queue")})
-    assert values["delivery"] == "queued"
-    assert values["queue_path"] == str(tmp_path / "queue")
+    assert values.delivery == "queued"
+    assert values.queue_path == str(tmp_path / "queue")
 
 
 def test_delivery_defaults_to_direct_without_queue_path():
-    assert parse_settings({})["delivery"] == "direct"
+    assert parse_settings({}).delivery == "direct"
 
 
 def test_direct_delivery_can_be_chosen_despite_a_queue_path(tmp_path):
     values = parse_settings({"mail.queue_path": str(tmp_path), "mail.delivery": "direct"})
-    assert values["delivery"] == "direct"
+    assert values.delivery == "direct"
 
 
 def test_queued_delivery_without_queue_path_is_refused():
@@ -270,7 +271,7 @@ def test_misspelt_key_is_refused_naming_the_key_it_resembles(typo, meant):
 def test_unrelated_unknown_key_only_logs_a_warning(key, caplog):
     caplog.set_level(logging.WARNING, logger="pyramid_sendmail")
     values = parse_settings({key: "ops@example.org", "mail.host": "smtp.example.org"})
-    assert values["host"] == "smtp.example.org"
+    assert values.host == "smtp.example.org"
     (record,) = caplog.records
     assert record.levelno == logging.WARNING
     assert record.name == "pyramid_sendmail.settings"
@@ -281,3 +282,36 @@ def test_unrelated_unknown_key_only_logs_a_warning(key, caplog):
 def test_claim_timeout_shorter_than_a_send_is_refused() -> None:
     with pytest.raises(ConfigurationError, match=r"mail\.claim_timeout .* mail\.timeout"):
         parse_settings({"mail.claim_timeout": "30", "mail.timeout": "10"})
+
+
+# --- the settings object ------------------------------------------------------
+
+
+def test_settings_object_is_frozen():
+    values = parse_settings({"mail.host": "smtp.example.org"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        values.host = "elsewhere.example.org"  # type: ignore[misc]
+    assert values.host == "smtp.example.org"
+
+
+def test_every_key_is_one_field_of_the_settings_object():
+    assert [s.key for s in SETTINGS] == [f.name for f in dataclasses.fields(MailSettings)]
+
+
+def test_settings_object_built_in_code_checks_combinations_too():
+    with pytest.raises(ConfigurationError, match=r"mail\.tls and mail\.ssl"):
+        MailSettings(tls=True, ssl=True)
+
+
+def test_processor_thread_without_a_queue_names_both_settings():
+    with pytest.raises(ConfigurationError) as info:
+        parse_settings({"mail.queue_processor": "thread"})
+    assert "mail.queue_processor" in str(info.value)
+    assert "mail.queue_path" in str(info.value)
+
+
+def test_processor_thread_with_a_queue_is_accepted(tmp_path):
+    values = parse_settings(
+        {"mail.queue_processor": "thread", "mail.queue_path": str(tmp_path / "queue")}
+    )
+    assert values.queue_processor == "thread"

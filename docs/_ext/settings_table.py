@@ -1,7 +1,8 @@
 """The ``.. mail-settings::`` directive: the settings table, read from the code.
 
 It renders :data:`pyramid_sendmail.settings.SETTINGS` (key, type, default and
-meaning) as a table, so ``settings.rst`` cannot drift from what
+meaning, read from the field declarations of
+:class:`~pyramid_sendmail.settings.MailSettings`) as a table, so ``settings.rst`` cannot drift from what
 ``config.include('pyramid_sendmail')`` accepts. It is plain docutils, so the
 test suite can render the page without Sphinx.
 """
@@ -15,6 +16,8 @@ from docutils.parsers.rst import Directive
 from docutils.statemachine import StringList
 
 from pyramid_sendmail.settings import SETTINGS
+
+__all__ = ["MailSettingsDirective", "format_default", "setup", "table_source"]
 
 
 def format_default(value: Any) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyramid.config import Configurator
@@ -20,8 +20,9 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.settings import asbool
 from zope.interface import Interface
 
-from ..api import MailSetup
+from ..components import IMailComponents, MailComponents
 from ..interfaces import IMailEvent, IQueuedMailDelivery
+from ..settings import MailSettings
 from .files import MailFolder
 from .previews import add_mail_preview, mail_preview
 from .recorder import Recorder, Store
@@ -66,7 +67,7 @@ class DevTools:
     #: The messages the previews built (never sent).
     previews: Store
     recorder: Recorder
-    setup: MailSetup
+    setup: MailComponents
     #: The file mailer's folder, when ``mail.mailer = file``.
     folder: MailFolder | None = None
 
@@ -112,22 +113,24 @@ def check_development(settings: Any, allow_production: bool) -> None:
     )
 
 
-def include_devtools(config: Configurator, values: dict[str, Any], setup: MailSetup) -> None:
+def include_devtools(config: Configurator, values: MailSettings, setup: MailComponents) -> None:
     """Record messages and serve the dev tools at ``mail.devtools_path``."""
     registry = config.registry
-    check_development(registry.settings, values["devtools_allow_production"])
-    path = values["devtools_path"]
+    check_development(registry.settings, values.devtools_allow_production)
+    path = values.devtools_path
     log.warning(
         "mail.devtools is on: every message this process sends is kept in memory and "
         "shown at %s/ to anyone who can reach the application. Development only.",
         path,
     )
     inbox = Store()
-    recorder = Recorder(inbox, lambda: IQueuedMailDelivery.providedBy(setup.delivery))
-    setup.recorder = recorder
-    folder = (
-        MailFolder(os.path.abspath(values["file_path"])) if values["mailer"] == "file" else None
-    )
+    recorder = Recorder(inbox, _QueuedDelivery(registry))
+    from ..config import register_components
+
+    # A new, frozen set of parts that records; nothing built is changed.
+    setup = replace(setup, recorder=recorder)
+    register_components(registry, setup)
+    folder = MailFolder(os.path.abspath(values.file_path)) if values.mailer == "file" else None
     devtools = DevTools(path, inbox, Store(max_messages=50), recorder, setup, folder)
     registry.registerUtility(devtools, IDevTools)
     config.add_subscriber(recorder.on_event, IMailEvent)
@@ -135,6 +138,17 @@ def include_devtools(config: Configurator, values: dict[str, Any], setup: MailSe
     from .views import add_views
 
     add_views(config, path)
+
+
+class _QueuedDelivery:
+    """True when the registered parts' ``send()`` queues."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def __call__(self) -> bool:
+        components = self.registry.getUtility(IMailComponents)
+        return bool(IQueuedMailDelivery.providedBy(components.delivery))
 
 
 def _exclude_from_toolbar(settings: Any, path: str) -> None:

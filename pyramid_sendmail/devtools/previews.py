@@ -129,6 +129,6 @@ class PreviewMailer(RequestMailer):
         return self._take(message, "send_to_queue_immediately")
 
     def _take(self, message: MessageLike, method: str) -> str:
-        envelope = self._prepare(self.setup, message)
+        envelope = self._prepare(self.components, message)
         self._keep(envelope, method)
         return envelope.message_id
