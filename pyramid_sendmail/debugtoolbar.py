@@ -9,6 +9,7 @@ on; without it they say how to turn it on.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pyramid_debugtoolbar.panels import DebugPanel
@@ -19,7 +20,9 @@ from .devtools.recorder import DEFERRED, DISCARDED, FAILED, REQUEST_KEY, Record
 
 __all__ = ["MailPanel", "MailPreviewsPanel", "includeme"]
 
-_TEMPLATES = "pyramid_sendmail.devtools:dbtmako/"
+# Absolute paths rather than asset specs: pkg_resources cannot read assets of
+# a package imported through an import hook (pytest's, under coverage).
+_TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "devtools", "dbtmako", "")
 _ROUTE = "pyramid_sendmail.devtools."
 _TROUBLE = frozenset([DISCARDED, FAILED, DEFERRED])
 

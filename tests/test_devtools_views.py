@@ -186,3 +186,8 @@ def test_bad_devtools_path_is_refused() -> None:
 def test_toolbar_is_kept_off_the_devtools_pages() -> None:
     app = make_app({"debugtoolbar.exclude_prefixes": "/static"})
     assert app.app.registry.settings["debugtoolbar.exclude_prefixes"] == "/static\n/_mail"
+
+
+def test_stylesheet_is_served() -> None:
+    css = make_app().get("/_mail/static/devtools.css")
+    assert css.content_type == "text/css" and b".topbar" in css.body

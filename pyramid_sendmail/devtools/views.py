@@ -10,6 +10,7 @@ script in the dev tools' origin, whether it is framed or opened directly.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -65,9 +66,10 @@ def add_views(config: Configurator, path: str) -> None:
     for name, pattern, view in routes:
         config.add_route(_R + name, pattern)
         config.add_view(view, route_name=_R + name, request_method="GET")
-    config.add_static_view(
-        path.lstrip("/") + "/static", "pyramid_sendmail.devtools:static", cache_max_age=60
-    )
+    # A filesystem path rather than an asset spec: pkg_resources cannot read
+    # assets of a package imported through an import hook (pytest's).
+    static = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+    config.add_static_view(path.lstrip("/") + "/static", static, cache_max_age=60)
 
 
 def _devtools(request: Any) -> Any:
