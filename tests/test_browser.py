@@ -235,6 +235,13 @@ def test_toolbar_panel_lists_the_requests_message(browser: Any, example: str) ->
     assert content, browser.page_source[:2000]
     assert re.search(r"(queued|sent)", content[0].text)
     shoot(browser, "08-toolbar-panel")
+    browser.find_element(By.LINK_TEXT, "Global").click()
+    tab = wait_for(lambda: browser.find_elements(By.ID, "pDebugPanel-pyramid_sendmail_previews"))
+    tab[0].click()
+    panel = browser.find_element(By.ID, "pDebugPanel-pyramid_sendmail_previews-content")
+    assert wait_for(lambda: "Form message" in panel.text), panel.text
+    assert "queued" in panel.text
+    shoot(browser, "10-toolbar-global-panel")
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,19 @@ import pytest
 import transaction
 from devtools_app import DEVELOPMENT, make_app, rich_message
 from pyramid.config import Configurator
+from resources import OtherResource
 
-from pyramid_sendmail import MailDeliveryError, Message, get_mailer
+from pyramid_sendmail import (
+    MailDeferred,
+    MailDeliveryError,
+    MailFailed,
+    MailSent,
+    Message,
+    get_mailer,
+)
 from pyramid_sendmail.components import IMailComponents
 from pyramid_sendmail.devtools import get_devtools
-from pyramid_sendmail.devtools.recorder import Record, Store
+from pyramid_sendmail.devtools.recorder import Record, Recorder, Store
 from pyramid_sendmail.message import prepare
 from pyramid_sendmail.testing import get_testing_mailer
 
@@ -134,3 +142,50 @@ def test_devtools_off_records_nothing_and_adds_no_hooks() -> None:
     assert len(list(txn.getAfterCommitHooks())) == 1
     assert list(txn.getAfterAbortHooks()) == []
     manager.abort()
+
+
+def _recorded() -> tuple[Recorder, Record]:
+    recorder = Recorder(Store(), lambda: False)
+    record = Record(_envelope(), "send", "queued")
+    recorder.store.add(record)
+    return recorder, record
+
+
+def test_processor_events_settle_a_queued_message() -> None:
+    recorder, record = _recorded()
+    error = MailDeliveryError("451 try later", temporary=True)
+    recorder.on_event(MailDeferred(record.envelope, error, retry_at=0.0))
+    assert record.outcome == "deferred" and "451 try later; next attempt at" in record.detail
+    recorder.on_event(MailSent(record.envelope))
+    assert (record.outcome, record.detail) == ("sent", "accepted for 1 recipient(s)")
+
+
+def test_refusal_after_partial_acceptance_keeps_it_sent_and_names_the_refused() -> None:
+    recorder, record = _recorded()
+    recorder.on_event(MailSent(record.envelope))
+    refused = MailDeliveryError("550 no", temporary=False)
+    recorder.on_event(MailFailed(record.envelope, refused, ["a@example.org"]))
+    assert record.outcome == "sent"
+    assert record.detail.endswith("refused for a@example.org: permanent failure: 550 no")
+
+
+def test_events_about_other_messages_are_ignored() -> None:
+    recorder, record = _recorded()
+    recorder.on_event(MailSent(_envelope()))
+    assert record.outcome == "queued"
+
+
+def test_commit_that_fails_discards_the_message(tmp_path: Path) -> None:
+    registry = _registry(tmp_path)
+    manager = transaction.TransactionManager(explicit=True)
+    txn = manager.begin()
+    mailer = get_mailer(registry)
+    mailer.transaction_manager = manager
+    mailer.send(rich_message())
+    txn.join(OtherResource(manager, fail_vote=True))
+    with pytest.raises(RuntimeError):
+        manager.commit()
+    manager.abort()
+    record = get_devtools(registry).inbox.records()[0]  # type: ignore[union-attr]
+    assert (record.outcome, record.detail) == ("discarded", "the commit failed")
+    assert get_testing_mailer(registry).delivered == []
