@@ -93,7 +93,7 @@ class MailPreviewsPanel(DebugPanel):
 
 
 def _row(request: Any, record: Record) -> dict[str, Any]:
-    message = record.envelope.message
+    message = record.headers()
     return {
         "record": record,
         "url": request.route_path(_ROUTE + "message", kind="m", key=record.key),

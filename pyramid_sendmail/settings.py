@@ -365,8 +365,8 @@ class MailSettings:
         _bool,
         False,
         "boolean",
-        "Let ``mail.devtools`` start although neither ``pyramid.reload_templates`` "
-        "nor any ``pyramid.debug_*`` setting is true (which looks like production).",
+        "Let ``mail.devtools`` start although no ``pyramid.reload_*`` or "
+        "``pyramid.debug_*`` setting is true (which looks like production).",
     )
 
     def __post_init__(self) -> None:

@@ -106,8 +106,8 @@ def check_development(settings: Any, allow_production: bool) -> None:
         if asbool(settings.get(flag, settings.get("pyramid." + flag, False))):
             return
     raise ConfigurationError(
-        "mail.devtools is true but neither pyramid.reload_templates nor any "
-        "pyramid.debug_* setting is: this looks like production, where the dev inbox "
+        "mail.devtools is true but no pyramid.reload_* or pyramid.debug_* "
+        "setting is: this looks like production, where the dev inbox "
         "would show every message to anyone. Set pyramid.reload_templates = true in "
         "development, or mail.devtools_allow_production = true if you mean it"
     )

@@ -17,6 +17,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesParser
 from typing import Any
 
 import transaction
@@ -24,6 +26,7 @@ from pyramid.threadlocal import get_current_request
 
 from ..events import MailDeferred, MailFailed, MailSent
 from ..message import Envelope
+from ..message.headers import DEFAULT as POLICY
 
 __all__ = [
     "DISCARDED",
@@ -57,6 +60,7 @@ PREVIEW = "preview"
 REQUEST_KEY = "pyramid_sendmail.devtools.records"
 
 _keys = itertools.count(1)
+_header_parser = BytesParser(policy=POLICY)
 
 
 @dataclass(eq=False)
@@ -77,6 +81,11 @@ class Record:
     def size(self) -> int:
         """The size of the message in bytes."""
         return len(self.envelope.data)
+
+    def headers(self) -> EmailMessage:
+        """The header section, parsed (the body is not: records stay small)."""
+        head = self.envelope.data.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
+        return _header_parser.parsebytes(head)
 
     def settle(self, outcome: str, detail: str = "") -> None:
         """Set the outcome (one assignment each: read by other threads)."""
@@ -152,6 +161,11 @@ class Recorder:
 
     def __call__(self, envelope: Envelope, method: str, manager: Any) -> None:
         """Record *envelope*, taken by the send method named *method*."""
+        # Only the bytes are kept, not the EmailMessage a writer may have
+        # left on the envelope: the store's byte cap then bounds memory.
+        envelope = Envelope(
+            envelope.sender, envelope.recipients, envelope.data, envelope.message_id
+        )
         request = get_current_request()
         origin = f"{request.method} {request.path_qs}" if request is not None else ""
         if method == "send_immediately":
