@@ -52,6 +52,14 @@ def test_inbox_lists_the_message_with_outcome() -> None:
     )
 
 
+def test_inbox_says_why_a_message_was_discarded() -> None:
+    app = make_app()
+    app.post("/send", {"abort": "1"})
+    row = app.get("/_mail/").html.select_one("table.list tbody tr")
+    assert row.select_one(".badge").text == "discarded"
+    assert row.select_one(".why").text == "transaction doomed"
+
+
 def test_empty_inbox_says_how_to_fill_it() -> None:
     page = make_app().get("/_mail")
     page = page.follow()

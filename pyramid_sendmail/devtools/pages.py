@@ -144,7 +144,7 @@ def _table(rows: Iterable[Listing], with_origin: bool) -> str:
     for row in rows:
         origin = f'<td class="muted mono nowrap">{_e(row.origin)}</td>' if with_origin else ""
         lines.append(
-            f"<tr><td>{badge(row.outcome, row.detail)}</td>"
+            f"<tr><td>{badge(row.outcome, row.detail)}{_why(row)}</td>"
             f'<td class="muted nowrap">{_e(_when(row.created))}</td>'
             f'<td class="subject"><a href="{_e(row.url)}">'
             f"{_e(row.subject or '(no subject)')}</a></td>"
@@ -153,6 +153,13 @@ def _table(rows: Iterable[Listing], with_origin: bool) -> str:
         )
     lines.append("</tbody></table>")
     return "".join(lines)
+
+
+def _why(row: Listing) -> str:
+    """The reason under the badge of a message that did not go out."""
+    if row.outcome not in ("discarded", "failed", "deferred") or not row.detail:
+        return ""
+    return f'<div class="why">{_e(row.detail)}</div>'
 
 
 def _address(value: str) -> str:
