@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_ext"))
 project = "pyramid_sendmail"
 author = "The pyramid_sendmail developers"
 copyright = "the pyramid_sendmail developers"
-release = _version("pyramid_sendmail")
+release = _version("pyramid-sendmail-tx")
 version = ".".join(release.split(".")[:2])
 
 extensions = [
