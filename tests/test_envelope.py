@@ -240,9 +240,9 @@ def test_redirect_to_sends_only_there_and_records_the_originals():
     envelope = prepare(message, redirect_to="Dev <dev@localhost.example>")
     assert envelope.recipients == ("dev@localhost.example",)
     parsed = PARSER.parsebytes(envelope.data)
-    assert parsed["X-Original-Recipients"] == (
-        "ann@example.org, bob@example.org, audit@example.org"
-    )
+    # To and Cc only: a Bcc address never reaches a header (it used to here).
+    assert parsed["X-Original-Recipients"] == "ann@example.org, bob@example.org"
+    assert b"audit@example.org" not in envelope.data
     # The headers still show who the message was written to.
     assert parsed["To"] == "ann@example.org"
     assert parsed["Cc"] == "bob@example.org"
@@ -375,7 +375,8 @@ def test_ascii_addresses_use_the_smtp_policy_and_need_no_smtputf8():
         {"sender": "Jörg <jörg@example.org>"},
         {"recipients": ["zoë@example.org"]},
         {"bcc": ["zoë@example.org"]},
-        {"recipients": ["bob@bücher.example"]},
+        # A non-ASCII domain alone needs no SMTPUTF8 (it is sent as IDNA).
+        {"recipients": ["jörg@bücher.example"]},
     ],
 )
 def test_non_ascii_envelope_address_needs_smtputf8_and_is_written_raw(fields):
@@ -458,3 +459,148 @@ def test_with_recipients_keeps_the_message_for_fewer_recipients():
 def test_envelope_repr_names_the_message_id_and_recipient_count():
     envelope = Envelope("a@x.org", ["b@x.org", "c@x.org"], b"", "m1@x.org")
     assert repr(envelope) == "<Envelope m1@x.org to 2 recipient(s)>"
+
+
+# --- raw header values: what the generator writes, not what items() shows -----
+
+# Every line break str.splitlines() knows: the email package's generator
+# splits a raw value on each of them and writes CR LF.
+LINE_BREAKS = ["\r\n", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85"]
+LINE_BREAKS += ["\u2028", "\u2029"]
+# Folds that only a blank line would make a new header line or the body.
+BLANK_CONTINUATIONS = ["hi\r\n\r\nBcc: v@example.net", "hi\r\n \r\n there", "hi\n\t", "hi\r\n"]
+
+
+def addressed(msg: EmailMessage) -> EmailMessage:
+    msg["From"] = "ann@example.org"
+    msg["To"] = "bob@example.org"
+    return msg
+
+
+class MyEmailMessage(EmailMessage):
+    """An application's own subclass."""
+
+
+@pytest.mark.parametrize("brk", LINE_BREAKS)
+@pytest.mark.parametrize("cls", [EmailMessage, MyEmailMessage])
+def test_set_raw_header_with_a_line_break_is_refused(cls, brk):
+    msg = addressed(cls())
+    msg.set_raw("Subject", "hi" + brk + "Bcc: victim@example.net")
+    with pytest.raises(InvalidMessageError, match="header Subject contains a line break"):
+        prepare(msg)
+
+
+@pytest.mark.parametrize("value", BLANK_CONTINUATIONS)
+def test_set_raw_header_with_a_blank_continuation_line_is_refused(value):
+    msg = addressed(EmailMessage())
+    msg.set_raw("Subject", value)
+    with pytest.raises(InvalidMessageError, match="line break"):
+        prepare(msg)
+
+
+def test_set_raw_header_name_with_a_line_break_is_refused():
+    msg = addressed(EmailMessage())
+    msg.set_raw("X-A: 1\r\nBcc", "victim@example.net")
+    with pytest.raises(InvalidMessageError, match="is not a valid field name"):
+        prepare(msg)
+
+
+@pytest.mark.parametrize("brk", LINE_BREAKS)
+def test_compat32_email_message_with_a_line_break_is_refused(brk):
+    msg = addressed(EmailMessage(policy=policy.compat32))
+    # compat32 stores and returns values as given: items() shows the break.
+    msg["Subject"] = "hi" + brk + "Bcc: victim@example.net"
+    with pytest.raises(InvalidMessageError, match="header Subject contains a line break"):
+        prepare(msg)
+
+
+def test_compat32_email_message_is_sent_with_its_folds():
+    msg = addressed(EmailMessage(policy=policy.compat32))
+    msg["Subject"] = "a long subject\r\n folded once"
+    msg.set_payload("body\n")
+    envelope = prepare(msg)
+    assert b"\r\nSubject: a long subject\r\n folded once\r\n" in envelope.data
+    assert envelope.recipients == ("bob@example.org",)
+    assert PARSER.parsebytes(envelope.data)["Subject"] == "a long subject folded once"
+
+
+@pytest.mark.parametrize("brk", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e"])
+def test_parsed_message_with_a_line_break_inside_a_header_line_is_refused(brk):
+    # The parser splits lines on CR and LF only; the generator on all of these.
+    data = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi" + brk.encode()
+    msg = PARSER.parsebytes(data + b"Bcc: victim@example.net\r\n\r\nbody\r\n")
+    with pytest.raises(InvalidMessageError, match="header Subject contains a line break"):
+        prepare(msg)
+
+
+def test_parsed_message_with_folded_headers_is_sent_as_folded():
+    data = (
+        b"From: a@example.org\r\nTo: b@example.org,\r\n c@example.org\r\n"
+        b"Subject: hi\r\n\tthere\r\n\r\nbody\r\n"
+    )
+    envelope = prepare(PARSER.parsebytes(data))
+    assert envelope.recipients == ("b@example.org", "c@example.org")
+    assert b"\r\nSubject: hi\r\n\tthere\r\n" in envelope.data
+
+
+@pytest.mark.parametrize("cls", [email.message.Message, type("Mine", (email.message.Message,), {})])
+def test_legacy_message_class_is_refused_with_a_hint(cls):
+    msg = cls()
+    msg["From"] = "ann@example.org"
+    msg["To"] = "bob@example.org"
+    msg["Subject"] = "hi\r\nBcc: victim@example.net"
+    with pytest.raises(InvalidMessageError, match=r"not the legacy .*policy=email.policy.default"):
+        prepare(msg)
+
+
+# --- non-ASCII domains: IDNA, and no SMTPUTF8 ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"recipients": ["Ann <ann@bücher.example>"]},
+        {"cc": ["ann@bücher.example"]},
+        {"bcc": ["ann@Bücher.example"]},
+    ],
+)
+def test_non_ascii_domain_is_sent_as_idna_without_smtputf8(fields):
+    values = {"sender": "shop@bücher.example", "recipients": ["bob@example.org"]}
+    values.update(fields)
+    envelope = prepare(Message(subject="Grüße", body="Hallo", **values))
+    assert not envelope.needs_smtputf8
+    assert envelope.sender == "shop@xn--bcher-kva.example"
+    assert "ann@xn--bcher-kva.example" in envelope.recipients
+    header_block = envelope.data.split(b"\r\n\r\n")[0]
+    assert header_block.isascii()
+    # No encoded word in an address: a reader can answer it.
+    assert b"?=.example" not in header_block
+    assert PARSER.parsebytes(envelope.data)["From"] == "shop@xn--bcher-kva.example"
+
+
+def test_non_ascii_domain_of_an_email_message_is_rewritten_as_idna_on_the_copy():
+    msg = email_message(From="Shop <shop@bücher.example>", To="ann@bücher.example, b@x.org")
+    msg["Cc"] = "c@x.org"
+    envelope = prepare(msg, default_sender=None)
+    assert not envelope.needs_smtputf8
+    assert envelope.recipients == ("ann@xn--bcher-kva.example", "b@x.org", "c@x.org")
+    parsed = PARSER.parsebytes(envelope.data)
+    assert parsed["From"] == "Shop <shop@xn--bcher-kva.example>"
+    assert parsed["To"] == "ann@xn--bcher-kva.example, b@x.org"
+    # The headers keep their order; the caller's message is not changed.
+    assert list(parsed)[:3] == ["From", "To", "Content-Type"]
+    assert msg["To"] == "ann@bücher.example, b@x.org"
+
+
+def test_non_ascii_local_part_keeps_its_domain_and_needs_smtputf8():
+    envelope = prepare(Message(sender="a@example.org", recipients=["zoë@bücher.example"]))
+    assert envelope.needs_smtputf8
+    assert envelope.recipients == ("zoë@bücher.example",)
+
+
+def test_domain_idna_cannot_encode_is_kept_and_needs_smtputf8():
+    # A label over 63 characters is a valid header address but no IDNA name.
+    recipient = "ann@b\u00fc" + "x" * 70 + ".example"
+    envelope = prepare(Message(sender="a@example.org", recipients=[recipient]))
+    assert envelope.recipients == (recipient,)
+    assert envelope.needs_smtputf8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.message import EmailMessage
 from itertools import count
 from typing import Any
 
@@ -12,7 +13,7 @@ from pyramid.httpexceptions import HTTPNotFound
 from pyramid.response import Response
 from transaction.interfaces import TransientError
 
-from pyramid_sendmail import MailFailed, MailSent, Message
+from pyramid_sendmail import InvalidMessageError, MailFailed, MailSent, Message
 from pyramid_sendmail.testing import InMemoryMailer, get_testing_mailer
 
 
@@ -280,3 +281,93 @@ def test_smtp_server_refusing_the_message_still_commits_the_request(smtp_server)
     assert isinstance(event, MailFailed)
     assert event.error.code == 554
     assert event.error.temporary is False
+
+
+# -- what reaches the wire ---------------------------------------------------
+
+
+def send_injected_raw_header(request):
+    msg = EmailMessage()
+    msg["From"] = "shop@example.org"
+    msg["To"] = "bob@example.org"
+    msg.set_raw("Subject", "hi\r\nBcc: victim@example.net")
+    msg.set_content("Hello")
+    request.mailer.send(msg)
+    return Response("sent")
+
+
+def test_header_injected_with_set_raw_is_refused_at_send_and_never_sent(smtp_server):
+    app = make_app(
+        {"mail.host": smtp_server.host, "mail.port": str(smtp_server.port)},
+        inject=send_injected_raw_header,
+    )
+    with pytest.raises(InvalidMessageError, match="header Subject contains a line break"):
+        app.get("/inject")
+    app.get("/send")
+    assert [m.recipients for m in smtp_server.messages] == [("bob@example.org",)]
+    assert b"victim" not in smtp_server.messages[0].data
+
+
+def send_to_a_non_ascii_domain(request):
+    request.mailer.send(
+        Message(
+            subject="Grüße",
+            sender="Shop <shop@bücher.example>",
+            recipients=["Ann <ann@bücher.example>"],
+            body="Hallo",
+        )
+    )
+    return Response("sent")
+
+
+def test_non_ascii_domain_reaches_a_relay_without_smtputf8(smtp_server_factory):
+    server = smtp_server_factory(smtputf8=False)
+    app = make_app(
+        {"mail.host": server.host, "mail.port": str(server.port)},
+        idna=send_to_a_non_ascii_domain,
+    )
+    app.get("/idna")
+    [received] = server.messages
+    assert received.sender == "shop@xn--bcher-kva.example"
+    assert received.recipients == ("ann@xn--bcher-kva.example",)
+    assert "SMTPUTF8" not in received.mail_options
+    assert b"To: Ann <ann@xn--bcher-kva.example>\r\n" in received.data
+
+
+def send_with_bcc(request):
+    request.mailer.send(
+        Message(
+            subject="Order",
+            sender="shop@example.org",
+            recipients=["ann@example.org"],
+            bcc=["audit@example.org"],
+            body="Thanks",
+        )
+    )
+    msg = EmailMessage()
+    msg["From"] = "shop@example.org"
+    msg["Bcc"] = "audit@example.org, ledger@example.org"
+    msg["Subject"] = "Bcc only"
+    msg.set_content("Hello")
+    request.mailer.send(msg)
+    return Response("sent")
+
+
+@pytest.mark.parametrize("redirect", [False, True])
+def test_bcc_address_reaches_no_header_at_the_wire(smtp_server, redirect):
+    settings = {"mail.host": smtp_server.host, "mail.port": str(smtp_server.port)}
+    if redirect:
+        settings["mail.redirect_to"] = "dev@example.org"
+    make_app(settings, bcc=send_with_bcc).get("/bcc")
+    first, second = smtp_server.messages
+    if redirect:
+        assert first.recipients == second.recipients == ("dev@example.org",)
+        assert b"X-Original-Recipients: ann@example.org\r\n" in first.data
+        assert b"X-Original-Recipients: (Bcc only)\r\n" in second.data
+    else:
+        assert first.recipients == ("ann@example.org", "audit@example.org")
+        assert second.recipients == ("audit@example.org", "ledger@example.org")
+    for received in (first, second):
+        headers = received.data.split(b"\r\n\r\n")[0]
+        assert b"audit@" not in headers and b"ledger@" not in headers
+        assert b"\r\nbcc:" not in b"\r\n" + headers.lower()

@@ -790,3 +790,57 @@ def test_accepted_header_values_never_add_a_header(subject, name, tag, filename)
     assert str(msg["X-Tag"]) == tag.lstrip(" \t")
     # The filename is sent quoted, spaces and all; the parser trims its ends.
     assert filename_of(part) == filename.strip()
+
+
+# --- arguments of the wrong shape are named --------------------------------
+
+
+@pytest.mark.parametrize("field", ["recipients", "cc", "bcc"])
+def test_lone_string_for_an_address_list_is_refused_naming_the_argument(field):
+    # pyramid_mailer read it letter by letter; one address is ["a@example.org"].
+    with pytest.raises(InvalidMessageError) as info:
+        prepare(_message(**{field: "a@example.org"}))
+    assert str(info.value) == (
+        f"{field} must be a list of addresses, not the single address 'a@example.org':"
+        " pass ['a@example.org']"
+    )
+
+
+def test_lone_string_set_as_an_attribute_later_is_refused_too():
+    message = _message()
+    message.recipients = "a@example.org"
+    with pytest.raises(InvalidMessageError, match="recipients must be a list of addresses"):
+        prepare(message)
+
+
+@pytest.mark.parametrize("field", ["recipients", "cc", "bcc"])
+def test_address_list_that_is_no_list_is_refused_naming_the_argument(field):
+    with pytest.raises(InvalidMessageError) as info:
+        prepare(_message(**{field: 42}))
+    assert str(info.value) == f"{field} must be a list of addresses, not 42"
+
+
+@pytest.mark.parametrize("value", [42, b"r@example.org", {"r@example.org": 1}])
+def test_reply_to_of_the_wrong_type_is_refused_naming_it(value):
+    with pytest.raises(InvalidMessageError, match=r"^reply_to must be an address or a list"):
+        prepare(_message(reply_to=value))
+
+
+def test_reply_to_takes_one_address_or_a_list():
+    one = prepare(_message(reply_to="r@example.org")).message
+    two = prepare(_message(reply_to=["r@example.org", ("S", "s@example.org")])).message
+    assert one["Reply-To"] == "r@example.org"
+    assert two["Reply-To"] == "r@example.org, S <s@example.org>"
+
+
+def test_message_with_neither_body_nor_html_is_sent_with_an_empty_text_part():
+    # pyramid_mailer raised "No body has been set"; an empty message, or one
+    # that is only attachments, is a message: it gets an empty text part.
+    envelope = prepare(Message("Ping", [TO[0]], sender=SENDER))
+    assert envelope.message.get_content_type() == "text/plain"
+    assert envelope.message.get_content().strip() == ""
+    with_file = prepare(
+        Message("File", [TO[0]], sender=SENDER, attachments=[Attachment("a.txt", data="x")])
+    ).message
+    assert [p.get_content_type() for p in with_file.iter_parts()] == ["text/plain", "text/plain"]
+    assert [a.get_filename() for a in with_file.iter_attachments()] == ["a.txt"]

@@ -15,7 +15,7 @@ from typing import cast
 from ..exceptions import InvalidMessageError
 from .headers import DEFAULT, check_header_value
 
-__all__ = ["AddressLike", "parse_address", "parse_address_list"]
+__all__ = ["AddressLike", "parse_address", "parse_address_list", "with_ascii_domain"]
 
 #: What an application may give as an address.
 AddressLike = str | Address | tuple[str, str]
@@ -122,3 +122,21 @@ def parse_address_list(header: object, field: str) -> list[Address]:
     if addresses is None:
         return [parse_address(str(header), field)]
     return [parse_address(a, field) for a in addresses]
+
+
+def with_ascii_domain(address: Address) -> Address:
+    """*address* with its domain in IDNA form, when only the domain is not ASCII.
+
+    ``ann@bücher.example`` becomes ``ann@xn--bcher-kva.example``: the same
+    mailbox, which every relay accepts without SMTPUTF8 and every reader
+    shows as written. A non-ASCII local part needs SMTPUTF8 anyway, so its
+    domain stays as written; so does a domain IDNA cannot encode.
+    """
+    domain = address.domain
+    if domain.isascii() or not address.username.isascii():
+        return address
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return address
+    return Address(address.display_name, address.username, ascii_domain)

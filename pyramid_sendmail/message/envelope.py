@@ -9,6 +9,7 @@ leak into what is sent.
 
 from __future__ import annotations
 
+import email.message
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -91,6 +92,13 @@ def prepare(
         draft = normalize(message, default_sender, redirect_to)
     elif isinstance(message, EmailMessage):
         draft = normalize_email(message, default_sender, redirect_to)
+    elif isinstance(message, email.message.Message):
+        # The legacy class lacks what events read (iter_attachments...).
+        raise InvalidMessageError(
+            "send() takes a pyramid_sendmail.Message or an EmailMessage (email.message),"
+            f" not the legacy {type(message).__name__}: build an EmailMessage, or parse"
+            " the bytes with policy=email.policy.default"
+        )
     else:
         raise InvalidMessageError(
             f"send() takes a pyramid_sendmail.Message or an EmailMessage, not {message!r}"

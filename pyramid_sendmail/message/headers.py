@@ -21,6 +21,7 @@ __all__ = [
     "check_field_name",
     "check_header_value",
     "check_not_reserved",
+    "check_raw_header_value",
 ]
 
 #: Headers this package writes into queue files; an application may not.
@@ -31,6 +32,12 @@ ADDRESS_HEADERS = frozenset(["from", "sender", "to", "cc", "bcc", "reply-to"])
 # Everything str.splitlines() breaks on: the email package refuses all of
 # them in a header value, and a reader may too.
 _LINE_BREAKS = frozenset("\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+# A fold: CRLF or LF, then the space or tab that makes the next line a
+# continuation (RFC 5322 section 2.2.3). A continuation line holding only
+# white space (or nothing) is refused: some readers take it for the blank line
+# that ends the header section.
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_BLANK_CONTINUATION = re.compile(r"\r?\n[ \t]*(?:\r?\n|\Z)")
 # RFC 5322 ftext: printable ASCII but the colon.
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
 
@@ -51,6 +58,25 @@ def check_header_value(field: str, value: object) -> None:
             raise InvalidMessageError(f"{field} contains a line break: {value!r}")
         if (char < " " and char != "\t") or "\x7f" <= char <= "\x9f":
             raise InvalidMessageError(f"{field} contains a control character: {value!r}")
+
+
+def check_raw_header_value(field: str, value: object) -> str:
+    """Check a header value as stored in a message; return it unfolded.
+
+    A value given to :meth:`~email.message.Message.set_raw`, stored by a
+    ``compat32`` policy or read by the parser is written out as it is, split
+    on every line break :meth:`str.splitlines` knows; :meth:`~email.message.
+    Message.items` may already have unfolded it, hiding a CR LF. Here a
+    value may hold proper folds (CRLF or LF followed by a space or tab, as
+    parsed messages do) and no other line break or control character.
+    """
+    if not isinstance(value, str):
+        raise InvalidMessageError(f"{field} must be a string, not {value!r}")
+    if _BLANK_CONTINUATION.search(value):
+        raise InvalidMessageError(f"{field} contains a line break: {value!r}")
+    unfolded = _FOLD.sub("", value)
+    check_header_value(field, unfolded)
+    return unfolded
 
 
 def check_field_name(name: object) -> str:

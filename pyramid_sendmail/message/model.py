@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from email.headerregistry import Address
 from email.message import EmailMessage
-from typing import IO
+from typing import IO, cast
 
 from .addresses import AddressLike
 from .email_writer import to_email_message
@@ -84,11 +84,11 @@ class Message:
     ) -> None:
         self.subject = subject or ""
         self.sender = sender
-        self.recipients = list(recipients or [])
+        self.recipients = _listed(recipients)
         self.body = body
         self.html = html
-        self.cc = list(cc or [])
-        self.bcc = list(bcc or [])
+        self.cc = _listed(cc)
+        self.bcc = _listed(bcc)
         self.reply_to = reply_to
         self.attachments = list(attachments or [])
         self.extra_headers = extra_headers or {}
@@ -112,6 +112,17 @@ class Message:
         header with a line break or an address that does not parse.
         """
         return to_email_message(read(self))
+
+
+def _listed(value: Sequence[AddressLike] | None) -> list[AddressLike]:
+    # A string (or anything but a collection) is kept as given, as
+    # pyramid_mailer keeps it, for send() to refuse by name instead of
+    # reading it letter by letter.
+    if not value:
+        return []
+    if isinstance(value, (str, bytes, Address, Mapping)) or not isinstance(value, Iterable):
+        return cast(list[AddressLike], value)
+    return list(value)
 
 
 def _display(address: AddressLike) -> str:

@@ -18,17 +18,19 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING, Any, cast
 
 from ..exceptions import InvalidMessageError
-from .addresses import AddressLike, parse_address, parse_address_list
+from .addresses import AddressLike, parse_address, parse_address_list, with_ascii_domain
 from .headers import (
     ADDRESS_HEADERS,
     DEFAULT,
     check_field_name,
     check_header_value,
     check_not_reserved,
+    check_raw_header_value,
 )
 
 if TYPE_CHECKING:
@@ -118,14 +120,17 @@ def read(message: Message) -> Draft:
     if message.sender:
         headers.append(("From", (parse_address(message.sender, "sender"),)))
     if message.recipients:
-        headers.append(("To", tuple([parse_address(v, "to") for v in message.recipients])))
+        to = _address_list(message.recipients, "recipients")
+        headers.append(("To", tuple([parse_address(v, "to") for v in to])))
     if message.cc:
-        headers.append(("Cc", tuple([parse_address(v, "cc") for v in message.cc])))
+        cc = _address_list(message.cc, "cc")
+        headers.append(("Cc", tuple([parse_address(v, "cc") for v in cc])))
     if message.reply_to:
         replies = _as_list(message.reply_to)
         headers.append(("Reply-To", tuple([parse_address(v, "reply_to") for v in replies])))
     if message.bcc:
-        headers.append(("Bcc", tuple([parse_address(v, "bcc") for v in message.bcc])))
+        bcc = _address_list(message.bcc, "bcc")
+        headers.append(("Bcc", tuple([parse_address(v, "bcc") for v in bcc])))
     extra: frozenset[str] = frozenset()
     if message.extra_headers:
         headers, extra = _with_extra_headers(headers, message.extra_headers)
@@ -173,21 +178,36 @@ def normalize_email(
 ) -> Draft:
     """Check a copy of *message* and complete it into a :class:`Draft`."""
     msg = copy.deepcopy(message)
+    if not isinstance(msg.policy, EmailPolicy):
+        # A compat32 message stores the same raw strings; read them, and set
+        # what the envelope fills in, as header objects like any other.
+        for part in msg.walk():
+            part.policy = DEFAULT
     try:
         items = msg.items()
     except ValueError as exc:  # an encoded word that decodes to a line break
         raise InvalidMessageError(f"a header of the message is malformed: {exc}") from exc
     headers: list[tuple[str, HeaderValue]] = []
-    for name, value in items:
+    # The stored values are what the generator writes: items() unfolds them
+    # (and so hides a CR LF set with set_raw()), so both are checked.
+    for (name, value), (_, raw) in zip(items, msg.raw_items(), strict=True):
+        check_field_name(name)
         check_not_reserved(name)
-        check_header_value(f"header {name}", str(value))
+        check_raw_header_value(f"header {name}", str(raw))
+        text = check_raw_header_value(f"header {name}", str(value))
         if name.lower() in ADDRESS_HEADERS:
             headers.append((name, tuple(parse_address_list(value, f"header {name}"))))
         else:
-            headers.append((name, str(value)))
+            headers.append((name, text))
+    given = _address_groups(headers)
     draft = _complete(Draft(tuple(headers)), default_sender, redirect_to)
     # The envelope is settled: write what it filled in onto the copy.
     del msg["Bcc"]
+    for key, values in _address_groups(draft.headers).items():
+        if key in given and values != given[key]:
+            # Domains turned to IDNA: the email package would write them as
+            # encoded words, which no reader can answer.
+            _replace_all(msg, key, values)
     added = dict(draft.headers)
     if msg["From"] is None:
         msg["From"] = list(added["From"])
@@ -200,41 +220,71 @@ def normalize_email(
     return replace(draft, headers=(), source=msg)
 
 
+def _address_groups(
+    headers: Sequence[tuple[str, HeaderValue]],
+) -> dict[str, list[tuple[Address, ...]]]:
+    groups: dict[str, list[tuple[Address, ...]]] = {}
+    for name, value in headers:
+        if isinstance(value, tuple):
+            groups.setdefault(name.lower(), []).append(value)
+    return groups
+
+
+def _replace_all(msg: EmailMessage, name: str, values: list[tuple[Address, ...]]) -> None:
+    if len(values) == 1:
+        msg.replace_header(name, list(values[0]))  # in its place
+        return
+    original = msg.get_all(name)
+    real_name = original[0].name if original and hasattr(original[0], "name") else name
+    del msg[name]
+    for value in values:
+        msg[real_name] = list(value)
+
+
 def _complete(draft: Draft, default_sender: AddressLike | None, redirect_to: str | None) -> Draft:
     headers = list(draft.headers)
     mailboxes: dict[str, list[Address]] = {}
     names = set()
-    for name, value in headers:
+    for index, (name, value) in enumerate(headers):
         key = name.lower()
         names.add(key)
         if key in ADDRESS_HEADERS:
-            if not isinstance(value, tuple):
-                value = tuple(parse_address_list(_header_factory(name, value), f"header {name}"))
-            mailboxes.setdefault(key, []).extend(value)
+            if isinstance(value, tuple):
+                mailboxes_ = value
+            else:
+                mailboxes_ = tuple(
+                    parse_address_list(_header_factory(name, value), f"header {name}")
+                )
+            ascii_ = tuple([with_ascii_domain(a) for a in mailboxes_])
+            if ascii_ != mailboxes_:
+                headers[index] = (name, ascii_)
+            mailboxes.setdefault(key, []).extend(ascii_)
     if "from" not in names:
         if not default_sender:
             raise InvalidMessageError(
                 "the message has no sender and mail.default_sender is not set"
             )
-        sender_address = parse_address(default_sender, "mail.default_sender")
+        sender_address = with_ascii_domain(parse_address(default_sender, "mail.default_sender"))
         headers.insert(1, ("From", (sender_address,)))
         mailboxes["from"] = [sender_address]
     senders = mailboxes.get("sender") or mailboxes.get("from")
     if not senders:
         raise InvalidMessageError("the message has no sender address")
     sender = senders[0].addr_spec
-    recipients = list(
-        dict.fromkeys([a.addr_spec for key in ("to", "cc", "bcc") for a in mailboxes.get(key, ())])
-    )
+    visible = [a.addr_spec for key in ("to", "cc") for a in mailboxes.get(key, ())]
+    recipients = list(dict.fromkeys(visible + [a.addr_spec for a in mailboxes.get("bcc", ())]))
     if not recipients:
         raise InvalidMessageError("the message has no recipients (To, Cc or Bcc)")
     if "bcc" in names:
         # Bcc recipients are in the envelope and nowhere in the headers.
         headers = [h for h in headers if h[0].lower() != "bcc"]
     if redirect_to:
-        target = parse_address(redirect_to, "mail.redirect_to").addr_spec
+        target = with_ascii_domain(parse_address(redirect_to, "mail.redirect_to")).addr_spec
         headers = [h for h in headers if h[0].lower() != "x-original-recipients"]
-        headers.append(("X-Original-Recipients", ", ".join(recipients)))
+        # The visible recipients only: a Bcc address never reaches a header,
+        # not even on a redirected message (a message with Bcc alone says so).
+        original = ", ".join(dict.fromkeys(visible)) or "(Bcc only)"
+        headers.append(("X-Original-Recipients", original))
         recipients = [target]
     if "date" not in names:
         headers.append(("Date", _date()))
@@ -302,6 +352,27 @@ def _as_list(value: AddressLike | Sequence[AddressLike] | None) -> list[AddressL
     if isinstance(value, (str, Address, tuple)):
         # A tuple is one (name, address) pair, as pyramid_mailer reads it.
         return [cast(AddressLike, value)]
+    if not isinstance(value, Iterable) or isinstance(value, (bytes, Mapping)):
+        raise InvalidMessageError(
+            f"reply_to must be an address or a list of addresses, not {value!r}"
+        )
+    return list(value)
+
+
+def _address_list(value: object, field: str) -> list[AddressLike]:
+    """*value*, a list of addresses given as *field*, or a clear error.
+
+    A lone string is refused rather than taken for one address: pyramid_mailer
+    iterated it letter by letter, and guessing here would hide that bug in
+    code that also runs on pyramid_mailer.
+    """
+    if isinstance(value, (str, Address)):
+        raise InvalidMessageError(
+            f"{field} must be a list of addresses, not the single address {str(value)!r}:"
+            f" pass [{str(value)!r}]"
+        )
+    if not isinstance(value, Iterable) or isinstance(value, (bytes, Mapping)):
+        raise InvalidMessageError(f"{field} must be a list of addresses, not {value!r}")
     return list(value)
 
 
