@@ -9,13 +9,21 @@ exactly one well-formed address and nothing else.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from email.headerregistry import Address
 from typing import cast
 
 from ..exceptions import InvalidMessageError
 from .headers import DEFAULT, check_header_value
 
-__all__ = ["AddressLike", "parse_address", "parse_address_list", "with_ascii_domain"]
+__all__ = [
+    "AddressLike",
+    "address_list",
+    "address_or_list",
+    "parse_address",
+    "parse_address_list",
+    "with_ascii_domain",
+]
 
 #: What an application may give as an address.
 AddressLike = str | Address | tuple[str, str]
@@ -140,3 +148,34 @@ def with_ascii_domain(address: Address) -> Address:
     except UnicodeError:
         return address
     return Address(address.display_name, address.username, ascii_domain)
+
+
+def address_or_list(value: object) -> list[AddressLike]:
+    """``reply_to``: one address, a ``(name, address)`` pair, or a list of them."""
+    if not value:
+        return []
+    if isinstance(value, (str, Address, tuple)):
+        # A tuple is one (name, address) pair, as pyramid_mailer reads it.
+        return [cast(AddressLike, value)]
+    if not isinstance(value, Iterable) or isinstance(value, (bytes, Mapping)):
+        raise InvalidMessageError(
+            f"reply_to must be an address or a list of addresses, not {value!r}"
+        )
+    return list(cast(Iterable[AddressLike], value))
+
+
+def address_list(value: object, field: str) -> list[AddressLike]:
+    """*value*, a list of addresses given as *field*, or a clear error.
+
+    A lone string is refused rather than taken for one address: pyramid_mailer
+    iterated it letter by letter, and guessing here would hide that bug in
+    code that also runs on pyramid_mailer.
+    """
+    if isinstance(value, (str, Address)):
+        raise InvalidMessageError(
+            f"{field} must be a list of addresses, not the single address {str(value)!r}:"
+            f" pass [{str(value)!r}]"
+        )
+    if not isinstance(value, Iterable) or isinstance(value, (bytes, Mapping)):
+        raise InvalidMessageError(f"{field} must be a list of addresses, not {value!r}")
+    return list(cast(Iterable[AddressLike], value))

@@ -19,7 +19,8 @@ from . import email_writer, fast_writer
 from .addresses import AddressLike
 from .headers import DEFAULT
 from .model import Message
-from .normalize import normalize, normalize_email
+from .normalize import normalize
+from .source import normalize_email
 
 __all__ = ["Envelope", "prepare"]
 

@@ -10,33 +10,47 @@ their own about what a message may hold.
 
 from __future__ import annotations
 
-import copy
 import functools
 import mimetypes
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import EmailPolicy
 from email.utils import formatdate, make_msgid
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import InvalidMessageError
-from .addresses import AddressLike, parse_address, parse_address_list, with_ascii_domain
+from .addresses import (
+    AddressLike,
+    address_list,
+    address_or_list,
+    parse_address,
+    parse_address_list,
+    with_ascii_domain,
+)
 from .headers import (
     ADDRESS_HEADERS,
     DEFAULT,
     check_field_name,
     check_header_value,
     check_not_reserved,
-    check_raw_header_value,
 )
 
 if TYPE_CHECKING:
     from .model import Attachment, HeadersLike, Message
 
-__all__ = ["Draft", "Part", "Text", "normalize", "normalize_email", "read", "transfer_encoding"]
+__all__ = [
+    "Draft",
+    "HeaderValue",
+    "Part",
+    "Text",
+    "complete",
+    "idna",
+    "normalize",
+    "read",
+    "transfer_encoding",
+]
 
 #: A header of a draft: a checked string, or the mailboxes of an address
 #: header this package generated.
@@ -120,16 +134,16 @@ def read(message: Message) -> Draft:
     if message.sender:
         headers.append(("From", (parse_address(message.sender, "sender"),)))
     if message.recipients:
-        to = _address_list(message.recipients, "recipients")
+        to = address_list(message.recipients, "recipients")
         headers.append(("To", tuple([parse_address(v, "to") for v in to])))
     if message.cc:
-        cc = _address_list(message.cc, "cc")
+        cc = address_list(message.cc, "cc")
         headers.append(("Cc", tuple([parse_address(v, "cc") for v in cc])))
     if message.reply_to:
-        replies = _as_list(message.reply_to)
+        replies = address_or_list(message.reply_to)
         headers.append(("Reply-To", tuple([parse_address(v, "reply_to") for v in replies])))
     if message.bcc:
-        bcc = _address_list(message.bcc, "bcc")
+        bcc = address_list(message.bcc, "bcc")
         headers.append(("Bcc", tuple([parse_address(v, "bcc") for v in bcc])))
     extra: frozenset[str] = frozenset()
     if message.extra_headers:
@@ -170,78 +184,10 @@ def normalize(
     message: Message, default_sender: AddressLike | None, redirect_to: str | None
 ) -> Draft:
     """Check *message* and complete it into a :class:`Draft` with its envelope."""
-    return _complete(read(message), default_sender, redirect_to)
+    return complete(read(message), default_sender, redirect_to)
 
 
-def normalize_email(
-    message: EmailMessage, default_sender: AddressLike | None, redirect_to: str | None
-) -> Draft:
-    """Check a copy of *message* and complete it into a :class:`Draft`."""
-    msg = copy.deepcopy(message)
-    if not isinstance(msg.policy, EmailPolicy):
-        # A compat32 message stores the same raw strings; read them, and set
-        # what the envelope fills in, as header objects like any other.
-        for part in msg.walk():
-            part.policy = DEFAULT
-    try:
-        items = msg.items()
-    except ValueError as exc:  # an encoded word that decodes to a line break
-        raise InvalidMessageError(f"a header of the message is malformed: {exc}") from exc
-    headers: list[tuple[str, HeaderValue]] = []
-    # The stored values are what the generator writes: items() unfolds them
-    # (and so hides a CR LF set with set_raw()), so both are checked.
-    for (name, value), (_, raw) in zip(items, msg.raw_items(), strict=True):
-        check_field_name(name)
-        check_not_reserved(name)
-        check_raw_header_value(f"header {name}", str(raw))
-        text = check_raw_header_value(f"header {name}", str(value))
-        if name.lower() in ADDRESS_HEADERS:
-            headers.append((name, tuple(parse_address_list(value, f"header {name}"))))
-        else:
-            headers.append((name, text))
-    given = _address_groups(headers)
-    draft = _complete(Draft(tuple(headers)), default_sender, redirect_to)
-    # The envelope is settled: write what it filled in onto the copy.
-    del msg["Bcc"]
-    for key, values in _address_groups(draft.headers).items():
-        if key in given and values != given[key]:
-            # Domains turned to IDNA: the email package would write them as
-            # encoded words, which no reader can answer.
-            _replace_all(msg, key, values)
-    added = dict(draft.headers)
-    if msg["From"] is None:
-        msg["From"] = list(added["From"])
-    if redirect_to:
-        del msg["X-Original-Recipients"]
-        msg["X-Original-Recipients"] = added["X-Original-Recipients"]
-    for name in ("Message-ID", "Date"):
-        if msg[name] is None:
-            msg[name] = added[name]
-    return replace(draft, headers=(), source=msg)
-
-
-def _address_groups(
-    headers: Sequence[tuple[str, HeaderValue]],
-) -> dict[str, list[tuple[Address, ...]]]:
-    groups: dict[str, list[tuple[Address, ...]]] = {}
-    for name, value in headers:
-        if isinstance(value, tuple):
-            groups.setdefault(name.lower(), []).append(value)
-    return groups
-
-
-def _replace_all(msg: EmailMessage, name: str, values: list[tuple[Address, ...]]) -> None:
-    if len(values) == 1:
-        msg.replace_header(name, list(values[0]))  # in its place
-        return
-    original = msg.get_all(name)
-    real_name = original[0].name if original and hasattr(original[0], "name") else name
-    del msg[name]
-    for value in values:
-        msg[real_name] = list(value)
-
-
-def _complete(draft: Draft, default_sender: AddressLike | None, redirect_to: str | None) -> Draft:
+def complete(draft: Draft, default_sender: AddressLike | None, redirect_to: str | None) -> Draft:
     headers = list(draft.headers)
     mailboxes: dict[str, list[Address]] = {}
     names = set()
@@ -344,36 +290,6 @@ def _part(attachment: Attachment, related: bool) -> Part:
         cte,
         content_id,
     )
-
-
-def _as_list(value: AddressLike | Sequence[AddressLike] | None) -> list[AddressLike]:
-    if not value:
-        return []
-    if isinstance(value, (str, Address, tuple)):
-        # A tuple is one (name, address) pair, as pyramid_mailer reads it.
-        return [cast(AddressLike, value)]
-    if not isinstance(value, Iterable) or isinstance(value, (bytes, Mapping)):
-        raise InvalidMessageError(
-            f"reply_to must be an address or a list of addresses, not {value!r}"
-        )
-    return list(value)
-
-
-def _address_list(value: object, field: str) -> list[AddressLike]:
-    """*value*, a list of addresses given as *field*, or a clear error.
-
-    A lone string is refused rather than taken for one address: pyramid_mailer
-    iterated it letter by letter, and guessing here would hide that bug in
-    code that also runs on pyramid_mailer.
-    """
-    if isinstance(value, (str, Address)):
-        raise InvalidMessageError(
-            f"{field} must be a list of addresses, not the single address {str(value)!r}:"
-            f" pass [{str(value)!r}]"
-        )
-    if not isinstance(value, Iterable) or isinstance(value, (bytes, Mapping)):
-        raise InvalidMessageError(f"{field} must be a list of addresses, not {value!r}")
-    return list(value)
 
 
 def _header_items(headers: HeadersLike) -> Iterator[tuple[str, str]]:
