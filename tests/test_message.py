@@ -844,3 +844,24 @@ def test_message_with_neither_body_nor_html_is_sent_with_an_empty_text_part():
     ).message
     assert [p.get_content_type() for p in with_file.iter_parts()] == ["text/plain", "text/plain"]
     assert [a.get_filename() for a in with_file.iter_attachments()] == ["a.txt"]
+
+
+def test_add_recipient_cc_and_bcc_extend_the_lists_as_in_pyramid_mailer():
+    message = Message("Hi", ["a@example.org"], "b", sender=SENDER)
+    message.add_recipient("b@example.org")
+    message.add_cc("c@example.org")
+    message.add_bcc("d@example.org")
+    envelope = prepare(message)
+    assert envelope.recipients == tuple(f"{c}@example.org" for c in "abcd")
+    assert envelope.message["To"] == "a@example.org, b@example.org"
+    assert envelope.message["Cc"] == "c@example.org"
+
+
+def test_validate_raises_what_send_would_raise():
+    Message("Hi", ["a@example.org"], "b").validate()  # the sender may come from settings
+    with pytest.raises(InvalidMessageError, match="subject contains a line break"):
+        Message("Hi\r\nBcc: x@example.org", ["a@example.org"]).validate()
+    with pytest.raises(InvalidMessageError, match="no recipients"):
+        Message("Hi", body="b", sender=SENDER).validate()
+    with pytest.raises(InvalidMessageError, match="recipients must be a list"):
+        Message("Hi", "a@example.org").validate()

@@ -11,6 +11,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import IO, cast
 
+from ..exceptions import InvalidMessageError
 from .addresses import AddressLike
 from .email_writer import to_email_message
 from .normalize import read
@@ -104,6 +105,30 @@ class Message:
     def attach(self, attachment: Attachment) -> None:
         """Add *attachment* to the message."""
         self.attachments.append(attachment)
+
+    def add_recipient(self, recipient: AddressLike) -> None:
+        """Add *recipient* to ``recipients`` (the To header)."""
+        self.recipients.append(recipient)
+
+    def add_cc(self, recipient: AddressLike) -> None:
+        """Add *recipient* to ``cc``."""
+        self.cc.append(recipient)
+
+    def add_bcc(self, recipient: AddressLike) -> None:
+        """Add *recipient* to ``bcc``."""
+        self.bcc.append(recipient)
+
+    def validate(self) -> None:
+        """Run the checks of ``send()`` that need no settings.
+
+        Raises :class:`~pyramid_sendmail.exceptions.InvalidMessageError` for a
+        header with a line break, an address that does not parse, or a message
+        without recipients. A missing sender is no error here: ``send()``
+        fills it from ``mail.default_sender``.
+        """
+        read(self)
+        if not (self.recipients or self.cc or self.bcc):
+            raise InvalidMessageError("the message has no recipients (To, Cc or Bcc)")
 
     def to_message(self) -> EmailMessage:
         """Build the :class:`~email.message.EmailMessage`, without Bcc.
