@@ -210,7 +210,7 @@ def build_sql_queue(settings: MailSettings) -> Any:
         from .queue.sql import SQLQueue
     except ImportError as exc:
         raise ConfigurationError(
-            f"mail.queue = sql needs SQLAlchemy: pip install 'pyramid_sendmail[sql]' ({exc})"
+            f"mail.queue = sql needs SQLAlchemy: pip install 'pyramid-sendmail-tx[sql]' ({exc})"
         ) from exc
     # MailSettings makes sure an SQL queue has its URL.
     assert settings.queue_sql_url is not None

@@ -30,7 +30,7 @@ __all__ = ["AttachmentSource", "Embedder", "render_message"]
 #: file object.
 AttachmentSource = Union[str, "os.PathLike[str]", IO[bytes]]
 
-_EXTRA = "pip install 'pyramid_sendmail[templates]'"
+_EXTRA = "pip install 'pyramid-sendmail-tx[templates]'"
 
 
 def render_message(
