@@ -298,7 +298,7 @@ def test_inline_css_without_css_inline_names_the_extra(
 ) -> None:
     # None in sys.modules makes "import css_inline" fail as if not installed.
     monkeypatch.setitem(sys.modules, "css_inline", None)
-    with pytest.raises(ConfigurationError, match=r"pyramid_sendmail\[templates\]"):
+    with pytest.raises(ConfigurationError, match=r"pip install .pyramid-sendmail-tx\[templates\]."):
         render_message(
             blank_request,
             html="templates/jinja2/welcome.jinja2",
