@@ -16,6 +16,7 @@ import configparser
 import importlib
 import logging
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -107,6 +108,29 @@ def test_old_newsletter_queues_one_message_per_subscriber(old_app, dummy_mailer,
 def test_old_ping_sends_at_once(old_app, dummy_mailer, tmp_path):
     assert old_testapp(old_app, tmp_path, dummy_mailer).get("/ping").text == "pong"
     assert [m.subject for m in dummy_mailer.outbox] == ["ping"]
+
+
+def test_old_debug_include_writes_eml_files_as_the_guide_says(old_app, tmp_path, monkeypatch):
+    from pyramid.config import Configurator
+    from pyramid_mailer import get_mailer as old_get_mailer
+    from pyramid_mailer.message import Message as OldMessage
+
+    monkeypatch.chdir(tmp_path)  # pyramid_mailer.debug writes into ./mail
+    with Configurator() as config:
+        config.include("pyramid_mailer.debug")
+    mailer = old_get_mailer(config.registry)
+    mailer.send(OldMessage("Hi", ["ann@example.org"], "Hello Ann", bcc=["audit@example.org"]))
+    transaction.manager.abort()  # written at send(), whatever the transaction does
+
+    [path] = (tmp_path / "mail").iterdir()
+    assert re.fullmatch(r"\d{14}_[0-9a-z]{4}\.eml", path.name)
+    data = path.read_bytes()
+    assert b"\r\n" not in data
+    assert b"Content-Transfer-Encoding: quoted-printable\n" in data
+    assert data.endswith(b"\n\nHello=20Ann")
+    assert b"From: nobody\n" in data
+    for absent in (b"Date:", b"Message-ID:", b"audit@example.org", b"X-Envelope"):
+        assert absent not in data
 
 
 # -- after: pyramid_sendmail ------------------------------------------------
@@ -204,3 +228,25 @@ def test_converted_ini_keeps_the_pyramid_mailer_keys(tmp_path):
 def test_testing_include_gives_an_in_memory_mailer(new_app, tmp_path):
     app = new_testapp(new_app, tmp_path, **TESTING)
     assert isinstance(app.app.registry.getUtility(IMailer), InMemoryMailer)
+
+
+
+def test_new_file_mailer_writes_eml_files_as_the_guide_says(new_app, tmp_path):
+    folder = tmp_path / "mail"
+    settings = {"mail.mailer": "file", "mail.file_path": str(folder)}
+    app = new_testapp(new_app, tmp_path, **settings)
+    app.post("/contact", CONTACT)
+
+    [path] = folder.iterdir()
+    assert re.fullmatch(r"\d{8}-\d{6}-\d+-\d+\.eml", path.name)
+    data = path.read_bytes()
+    assert data.startswith(
+        b"X-Envelope-From: <noreply@example.com>\r\nX-Envelope-To: <team@example.com>\r\n"
+    )
+    headers = data.split(b"\r\n\r\n")[0]
+    assert b"\r\nDate: " in headers and b"\r\nMessage-ID: <" in headers
+    # ASCII text is 7bit, readable as it is.
+    assert b"Content-Transfer-Encoding: 7bit\r\n\r\nIs 3 < 4?\r\n" in data
+    assert b"\n" not in data.replace(b"\r\n", b"")
+
+    transaction.manager.abort()
