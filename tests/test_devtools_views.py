@@ -60,6 +60,14 @@ def test_inbox_says_why_a_message_was_discarded() -> None:
     assert row.select_one(".why").text == "transaction doomed"
 
 
+def test_clear_empties_the_inbox() -> None:
+    app = make_app()
+    app.post("/send")
+    page = app.get("/_mail/").forms[0].submit().follow()
+    assert "No mail yet." in page.text
+    app.get("/_mail/clear", status=404)  # POST only
+
+
 def test_empty_inbox_says_how_to_fill_it() -> None:
     page = make_app().get("/_mail")
     page = page.follow()

@@ -112,10 +112,16 @@ def inbox_page(
     base: str, records: Sequence[Listing], files: Sequence[Listing], folder: str | None
 ) -> str:
     """The inbox: this process's messages, then the file mailer's folder."""
-    body = ['<div class="heading"><h1>Inbox</h1>']
+    body = ['<div class="heading row"><div><h1>Inbox</h1>']
     body.append(
         f'<p class="lead">{len(records)} message(s) taken by this process, newest first.</p></div>'
     )
+    if records:
+        body.append(
+            f'<form method="post" action="{_e(base)}/clear">'
+            '<button class="button quiet">Clear</button></form>'
+        )
+    body.append("</div>")
     if records:
         body.append(_table(records, with_origin=True))
     else:

@@ -66,6 +66,8 @@ def add_views(config: Configurator, path: str) -> None:
     for name, pattern, view in routes:
         config.add_route(_R + name, pattern)
         config.add_view(view, route_name=_R + name, request_method="GET")
+    config.add_route(_R + "clear", f"{path}/clear")
+    config.add_view(_clear, route_name=_R + "clear", request_method="POST")
     # A filesystem path rather than an asset spec: pkg_resources cannot read
     # assets of a package imported through an import hook (pytest's).
     static = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -100,6 +102,12 @@ def _by_id(request: Any) -> Response:
     if record is None:
         return _gone(request)
     return HTTPFound(request.route_path(_R + "message", kind="m", key=record.key))
+
+
+def _clear(request: Any) -> HTTPFound:
+    # Forgets this process's records only; the file mailer's files stay.
+    _devtools(request).inbox.clear()
+    return HTTPFound(request.route_path(_R + "inbox"))
 
 
 def _inbox(request: Any) -> Response:
