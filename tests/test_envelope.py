@@ -10,6 +10,8 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pyramid_sendmail import Envelope, InvalidMessageError, Message
 from pyramid_sendmail.message import prepare
@@ -604,3 +606,26 @@ def test_domain_idna_cannot_encode_is_kept_and_needs_smtputf8():
     envelope = prepare(Message(sender="a@example.org", recipients=[recipient]))
     assert envelope.recipients == (recipient,)
     assert envelope.needs_smtputf8
+
+
+raw_text = st.lists(
+    st.sampled_from(["a", " ", "\t", ":", "Bcc: v@example.net", "é", *LINE_BREAKS]), max_size=12
+).map("".join)
+
+
+@given(value=raw_text)
+def test_a_raw_header_value_never_adds_a_header_line(value):
+    msg = addressed(EmailMessage())
+    msg.set_raw("Subject", value)
+    msg.set_content("the body\n")
+    try:
+        envelope = prepare(msg)
+    except InvalidMessageError:
+        return
+    parsed = PARSER.parsebytes(envelope.data)
+    assert [n.lower() for n in parsed] == [
+        "from", "to", "subject", "content-type", "content-transfer-encoding",
+        "mime-version", "message-id", "date",
+    ]  # fmt: skip
+    assert parsed.get_content().rstrip() == "the body"
+    assert envelope.recipients == ("bob@example.org",)
