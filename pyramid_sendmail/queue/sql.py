@@ -19,6 +19,7 @@ clocks disagree agree on leases; *clock* overrides it in tests.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -68,13 +69,20 @@ def display_url(url: str | sa.URL) -> str:
     return sa.make_url(url).render_as_string(hide_password=True)
 
 
-def _now(dialect: sa.Dialect) -> sa.ColumnElement[float]:
-    """The database's clock, in seconds since the epoch, as SQL."""
-    if dialect.name == "sqlite":
+@functools.cache
+def _now_for(name: str) -> sa.ColumnElement[float]:
+    # Built once per dialect: a SQL expression costs more to build than
+    # the rest of a queued message's INSERT.
+    if name == "sqlite":
         return sa.literal_column("((julianday('now') - 2440587.5) * 86400.0)", sa.Double())
-    if dialect.name in ("mysql", "mariadb"):
+    if name in ("mysql", "mariadb"):
         return sa.literal_column("UNIX_TIMESTAMP(NOW(6))", sa.Double())
     return sa.cast(sa.func.extract("epoch", sa.func.now()), sa.Double())
+
+
+def _now(dialect: sa.Dialect) -> sa.ColumnElement[float]:
+    """The database's clock, in seconds since the epoch, as SQL."""
+    return _now_for(dialect.name)
 
 
 def _begin_immediate(engine: sa.Engine) -> None:
@@ -197,11 +205,18 @@ class SQLQueue:
     # -- adding ---------------------------------------------------------
 
     def write(self, session: Any, envelopes: Sequence[Envelope]) -> None:
-        """Insert *envelopes* through *session* (the application's), in one
-        INSERT statement per ``INSERT_CHUNK`` rows."""
+        """Insert *envelopes* through *session* (the application's): one INSERT
+        statement (per ``INSERT_CHUNK`` rows), one round trip."""
         dialect = session.get_bind(clause=queue_table).dialect
         now = self._time(dialect)
-        rows = [_row(envelope, now) for envelope in envelopes]
+        if len(envelopes) == 1:
+            # The usual commit queues one message: a statement whose
+            # compiled form SQLAlchemy caches (a multi-row VALUES is
+            # compiled anew for every call, which costs more than the trip).
+            statement = queue_table.insert().values(queued_at=now, due_at=now)
+            session.execute(statement, _params(envelopes[0]))
+            return
+        rows = [{**_params(envelope), "queued_at": now, "due_at": now} for envelope in envelopes]
         for start in range(0, len(rows), INSERT_CHUNK):
             session.execute(queue_table.insert().values(rows[start : start + INSERT_CHUNK]))
 
@@ -546,16 +561,18 @@ class SQLQueue:
             return [_entry(row, row.claim_token) for row in rows]
 
 
-def _row(envelope: Envelope, now: sa.ColumnElement[float]) -> dict[str, Any]:
+def _params(envelope: Envelope) -> dict[str, Any]:
     return {
         "message_id": envelope.message_id,
         "sender": envelope.sender,
         "recipients": json.dumps(list(envelope.recipients)),
         "data": envelope.data,
-        "queued_at": now,
-        "due_at": now,
         "attempts": 0,
     }
+
+
+def _row(envelope: Envelope, now: sa.ColumnElement[float]) -> dict[str, Any]:
+    return {**_params(envelope), "queued_at": now, "due_at": now}
 
 
 def _entry(row: Any, token: str | None, error: str | None = None) -> QueueEntry:
