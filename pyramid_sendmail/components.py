@@ -125,6 +125,8 @@ def build_components(
 
         sql_queue = build_sql_queue(settings)
         processor = QueueProcessor.from_settings(sql_queue, mailer, settings, registry)
+        # With mail.queue_notify, a NOTIFY from any machine wakes it too.
+        sql_queue.on_notify = processor.wake
         queued_delivery = SQLMailDelivery(sql_queue, on_publish=processor.wake)
         session_of = _resolve_session_of(settings.queue_sql_session) or _dbsession
     elif queued_delivery is None and settings.queue_path:
@@ -220,6 +222,7 @@ def build_sql_queue(settings: MailSettings) -> Any:
             claim_timeout=settings.claim_timeout,
             # One claim feeds every worker of a pass a batch.
             claim_limit=settings.batch_size * settings.queue_workers,
+            notify=settings.queue_notify,
         )
     except Exception as exc:  # a malformed URL, an unknown driver
         raise ConfigurationError(

@@ -286,6 +286,16 @@ class MailSettings:
         "that ``request.mailer`` queues mail through (default: "
         "``request.dbsession``, as in the Pyramid cookiecutter).",
     )
+    queue_notify: bool = _setting(
+        _bool,
+        False,
+        "boolean",
+        "PostgreSQL's SQL queue: after a commit that queued mail, send a "
+        "``NOTIFY`` on the queue's own connection, and have processors "
+        "``LISTEN`` so they start at once on any machine instead of at the "
+        "next ``mail.queue_interval``. Listening needs a direct connection, "
+        "not one through a transaction-pooling PgBouncer.",
+    )
     queue_processor: str = _setting(
         _choice("none", "thread"),
         "none",
@@ -438,6 +448,13 @@ def _check_queue(s: MailSettings) -> None:
             )
     elif s.queue == "maildir" and not s.queue_path:
         raise ConfigurationError("mail.queue = maildir needs mail.queue_path")
+    if s.queue_notify and not (
+        s.queue == "sql" and (s.queue_sql_url or "").startswith(("postgresql", "postgres:"))
+    ):
+        raise ConfigurationError(
+            "mail.queue_notify = true needs the SQL queue on PostgreSQL "
+            "(mail.queue = sql and a postgresql:// URL)"
+        )
 
 
 def _check_combinations(s: MailSettings) -> None:

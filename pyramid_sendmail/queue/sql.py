@@ -43,6 +43,8 @@ __all__ = ["QueueDatabaseError", "SQLQueue", "display_url"]
 
 log = logging.getLogger(__name__)
 
+#: The PostgreSQL channel of ``mail.queue_notify``.
+CHANNEL = "pyramid_sendmail_mail_queue"
 #: Rows per INSERT statement: SQLite allows 32,766 bound values at most.
 INSERT_CHUNK = 500
 _Q = queue_table.c
@@ -122,6 +124,7 @@ class SQLQueue:
         claim_limit: int = 100,
         clock: Callable[[], float] | None = None,
         engine_options: dict[str, Any] | None = None,
+        notify: bool = False,
     ) -> None:
         if isinstance(url, sa.Engine):
             self._engine: sa.Engine | None = url
@@ -141,6 +144,13 @@ class SQLQueue:
         self._unsent: dict[int, QueueEntry] = {}
         self._renewer: threading.Thread | None = None
         self._closed = threading.Event()
+        #: With *notify* (PostgreSQL): :meth:`announce` sends a NOTIFY, and a
+        #: processor's claims start a thread that LISTENs and calls
+        #: ``on_notify`` (the processor's wake-up) for each one.
+        self.notify = notify
+        self.on_notify: Callable[[], None] | None = None
+        self._listener: threading.Thread | None = None
+        self._listening = threading.Event()
 
     def __repr__(self) -> str:
         return f"<SQLQueue {display_url(self.url)}>"
@@ -165,6 +175,7 @@ class SQLQueue:
                 self._in_hand.clear()
                 self._unsent.clear()
                 self._renewer = None
+                self._listener = None
             if self._engine is None:
                 options: dict[str, Any] = {"pool_pre_ping": True, **self._engine_options}
                 if self.url.get_backend_name() == "sqlite":
@@ -198,6 +209,7 @@ class SQLQueue:
         The queue can be used again: it reconnects when needed.
         """
         self._closed.set()
+        self._listening.set()
         self.release()
         if self._engine is not None and self._pid == os.getpid():
             self._engine.dispose()
@@ -262,6 +274,7 @@ class SQLQueue:
 
     def _claim_batch(self) -> list[int]:
         engine = self.engine
+        self._start_listener()
         token = uuid.uuid4().hex
         expired: list[Any] = []
         with engine.begin() as connection:
@@ -480,6 +493,62 @@ class SQLQueue:
                 self.renew()
             except Exception:
                 log.warning("could not renew the leases of the mail in hand", exc_info=True)
+
+    # -- wake-ups (mail.queue_notify) -------------------------------------
+
+    def announce(self) -> None:
+        """Tell listening processors that mail was committed (a NOTIFY on the
+        queue's own connection, in a transaction of its own); never raises."""
+        if not self.notify:
+            return
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql(f"NOTIFY {CHANNEL}")
+                connection.commit()
+        except Exception:
+            log.warning("could not announce new mail with NOTIFY", exc_info=True)
+
+    def _start_listener(self) -> None:
+        with self._lock:
+            if not self.notify or self.on_notify is None:
+                return
+            if self._listener is not None and self._listener.is_alive():
+                return
+            self._listening = threading.Event()
+            self._listener = threading.Thread(
+                target=self._listen_forever,
+                args=(self._listening,),
+                name=f"psendmail-listen-{self.location}",
+                daemon=True,
+            )
+            self._listener.start()
+
+    def _listen_forever(self, stopped: threading.Event) -> None:
+        import psycopg
+
+        # A connection of its own, outside the pool: LISTEN is session state
+        # (which is why it cannot go through a transaction-pooling PgBouncer).
+        conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not stopped.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    # Whatever was announced while nobody listened.
+                    self._notified()
+                    while not stopped.is_set():
+                        for _ in connection.notifies(timeout=1.0):
+                            self._notified()
+            except Exception:
+                log.warning(
+                    "listening for new mail failed; polling until it works again",
+                    exc_info=True,
+                )
+                stopped.wait(5.0)
+
+    def _notified(self) -> None:
+        callback = self.on_notify
+        if callback is not None:
+            callback()
 
     # -- administration ---------------------------------------------------
 

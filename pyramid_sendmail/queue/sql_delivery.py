@@ -121,6 +121,10 @@ class SQLMailDelivery(QueuedMailDelivery):
 
     def _finish(self, prepared: list[Any]) -> None:
         if prepared:
+            # After the commit, on the queue's own connection: a NOTIFY in
+            # the application's transaction would take PostgreSQL's
+            # notification lock at every commit that queues mail.
+            self.queue.announce()
             self._published()
 
     def _discard(self, prepared: list[Any]) -> None:
