@@ -86,8 +86,9 @@ def prepare(
     Missing ``From`` is filled from *default_sender*; missing ``Message-ID``
     and ``Date`` are added. Bcc recipients go into the envelope and out of
     the headers. With *redirect_to*, every message goes to that one address
-    instead, and the original recipients are kept in an
-    ``X-Original-Recipients`` header.
+    instead, and the original To and Cc recipients (never Bcc) are kept in
+    an ``X-Original-Recipients`` header. Domains that are not ASCII go out
+    in IDNA form when the local part is ASCII.
     """
     if isinstance(message, Message):
         draft = normalize(message, default_sender, redirect_to)
