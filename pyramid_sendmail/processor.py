@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +18,7 @@ from .events import MailDeferred, MailFailed, MailSent, notify_with_registry
 from .exceptions import CorruptEntry, MailDeliveryError, RelayUnavailable
 from .interfaces import IMailer, IMailEvent, IMailQueue, IMailQueueProcessor
 from .queue.entry import QueueEntry
-from .results import SMTPReply
+from .results import SendResult, SMTPReply
 from .settings import MailSettings
 
 __all__ = [
@@ -212,39 +213,34 @@ class QueueProcessor:
         return counter.value - before
 
     def _work(self, feed: _SharedFeed, counter: _Counter, probe: _Probe | None = None) -> None:
+        """One worker: a session per :attr:`batch_size` messages, until the feed is dry."""
         claims = self._claims(feed)
+        report = functools.partial(self._report, counter, probe)
         while True:
-            taken = 0
-
-            def batch() -> Iterator[tuple[tuple[QueueEntry, float], str, Any, bytes]]:
-                nonlocal taken
-                for entry in claims:
-                    envelope = entry.envelope
-                    yield (
-                        (entry, time.monotonic()),
-                        envelope.sender,
-                        envelope.recipients,
-                        envelope.data,
-                    )
-                    taken += 1
-                    if taken >= self.batch_size:
-                        return
-
-            def report(token: tuple[QueueEntry, float], outcome: Any) -> None:
-                try:
-                    self._settle(token[0], token[1], outcome)
-                except Exception:
-                    # A bug or an unwritable queue must not kill the worker;
-                    # the claim times out and the message is tried again.
-                    log.exception("could not settle queued mail %s", token[0].name)
-                counter.add()
-                if probe is not None:
-                    probe.sent_one()
-
+            batch = _Batch(claims, self.batch_size)
             with self.mailer.session() as session:
-                session.send_many(batch(), report)
-            if taken < self.batch_size:
+                session.send_many(batch, report)
+            if batch.taken < self.batch_size:
                 return
+
+    def _report(
+        self,
+        counter: _Counter,
+        probe: _Probe | None,
+        token: tuple[QueueEntry, float],
+        outcome: SendResult | MailDeliveryError,
+    ) -> None:
+        """The session's *report*: settle one message; it must not raise."""
+        entry, started = token
+        try:
+            self._settle(entry, started, outcome)
+        except Exception:
+            # A bug or an unwritable queue must not kill the worker;
+            # the claim times out and the message is tried again.
+            log.exception("could not settle queued mail %s", entry.name)
+        counter.add()
+        if probe is not None:
+            probe.sent_one()
 
     def _claims(self, feed: _SharedFeed) -> Iterator[QueueEntry]:
         for name in feed:
@@ -254,7 +250,9 @@ class QueueProcessor:
             if entry is not None:
                 yield entry
 
-    def _settle(self, entry: QueueEntry, started: float, outcome: Any) -> None:
+    def _settle(
+        self, entry: QueueEntry, started: float, outcome: SendResult | MailDeliveryError
+    ) -> None:
         """Act on one message's outcome: complete, defer, fail or release it."""
         envelope = entry.envelope
         if isinstance(outcome, RelayUnavailable):
@@ -307,10 +305,9 @@ class QueueProcessor:
             )
         original = entry.envelope
         if permanent:
-            failed = replace(
-                entry, envelope=original.with_recipients(permanent), attempts=entry.attempts + 1
-            )
+            failed = replace(entry, envelope=original.with_recipients(permanent))
             text = _error_text(error, permanent, refused)
+            failed.attempted(text)
             self.queue.fail(failed, text, keep_claim=bool(temporary))
             self._count("failed")
             self.notify(MailFailed(original, error, permanent))
@@ -402,6 +399,27 @@ class _Probe:
             self._timer.cancel()
             if helpers:
                 self._start_helpers()
+
+
+class _Batch:
+    """Up to *size* of a worker's *claims*, as a session's ``send_many`` items.
+
+    :attr:`taken` tells the worker whether the feed ran dry before the batch
+    was full (then it is done) or whether another session should follow.
+    """
+
+    def __init__(self, claims: Iterator[QueueEntry], size: int) -> None:
+        self._claims = claims
+        self._size = size
+        self.taken = 0
+
+    def __iter__(self) -> Iterator[tuple[tuple[QueueEntry, float], str, Sequence[str], bytes]]:
+        for entry in self._claims:
+            envelope = entry.envelope
+            yield (entry, time.monotonic()), envelope.sender, envelope.recipients, envelope.data
+            self.taken += 1
+            if self.taken >= self._size:
+                return
 
 
 class _SharedFeed:

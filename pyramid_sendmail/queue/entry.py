@@ -29,6 +29,15 @@ class QueueEntry:
     #: ``cur/``).
     claimed_as: str | None = None
 
+    def attempted(self, error: str) -> None:
+        """Record one more failed delivery attempt and its *error*.
+
+        The one place that counts attempts: every backend's ``defer`` calls
+        it, and the processor calls it on the copy it sets aside as failed.
+        """
+        self.attempts += 1
+        self.error = error
+
 
 class StateCount(TypedDict):
     """How many messages are in one state, and the age of the oldest."""

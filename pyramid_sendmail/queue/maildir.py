@@ -183,8 +183,7 @@ class MaildirQueue:
         The file is rewritten with its remaining recipients, the attempt
         count and the error, then moved back into ``new/``.
         """
-        entry.attempts += 1
-        entry.error = error
+        entry.attempted(error)
         temp = self._rewrite_path(entry.name, "defer")
         data = serialize(entry.envelope, entry.queued_at, entry.attempts, error)
         self._rewrite(temp, data)

@@ -323,8 +323,7 @@ class SQLQueue:
         The delay is measured on this processor's clock and added to the
         database's, so a skewed clock shifts nothing.
         """
-        entry.attempts += 1
-        entry.error = error
+        entry.attempted(error)
         delay = max(0.0, until - (self.clock or time.time)())
         with self.engine.begin() as connection:
             updated = connection.execute(
