@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import logging
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, cast
 
 import transaction
+from zope.interface import implementer
 
 from .components import IMailComponents, MailComponents
 from .delivery import send_now
 from .events import EventSink, request_event_sink, thread_event_sink
-from .exceptions import SendmailError
-from .interfaces import IMailer, IQueuedMailDelivery, ISQLMailDelivery
+from .exceptions import MailDeliveryError, SendmailError, TransactionStateError
+from .interfaces import IMailer, IMessageMailer, IQueuedMailDelivery, ISQLMailDelivery
 from .message import Envelope, Message, prepare
 
-__all__ = ["MessageLike", "RequestMailer", "get_mailer", "request_mailer"]
+__all__ = ["MessageLike", "RequestMailer", "get_mailer", "registered_double", "request_mailer"]
 
 log = logging.getLogger(__name__)
 
 MessageLike = Message | EmailMessage
 
 
+@implementer(IMessageMailer)
 class RequestMailer:
     """Sends mail within a transaction; ``request.mailer`` is one of these.
 
@@ -30,6 +32,10 @@ class RequestMailer:
     :meth:`send_immediately` and :meth:`send_to_queue_immediately` act now,
     outside any transaction. Each returns the message id (the Message-ID
     without angle brackets).
+
+    Under ``config.include('pyramid_sendmail.testing')`` it also has
+    :attr:`outbox`, :attr:`queue` and :attr:`delivered`, the in-memory
+    mailer's lists (``get_mailer(request).outbox``, as with pyramid_mailer).
     """
 
     def __init__(
@@ -68,6 +74,33 @@ class RequestMailer:
         """The configured :class:`~pyramid_sendmail.interfaces.IMailer`."""
         return self.components.mailer
 
+    @property
+    def outbox(self) -> list[Any]:
+        """Under the testing include: what ``send()`` and ``send_immediately()``
+        were given (:attr:`InMemoryMailer.outbox
+        <pyramid_sendmail.testing.InMemoryMailer.outbox>`)."""
+        return self._testing_list("outbox")
+
+    @property
+    def queue(self) -> list[Any]:
+        """Under the testing include: what the ``send_to_queue`` methods were given."""
+        return self._testing_list("queue")
+
+    @property
+    def delivered(self) -> list[Any]:
+        """Under the testing include: what committed transactions delivered."""
+        return self._testing_list("delivered")
+
+    def _testing_list(self, name: str) -> list[Any]:
+        found = getattr(self.mailer, name, None)
+        if not isinstance(found, list):
+            # An AttributeError, so that hasattr() and getattr() defaults work.
+            raise AttributeError(
+                f"request.mailer.{name} exists only under "
+                "config.include('pyramid_sendmail.testing')"
+            )
+        return found
+
     def send(self, message: MessageLike) -> str:
         """Send *message* if and when the current transaction commits."""
         parts = self.components
@@ -80,7 +113,10 @@ class RequestMailer:
         """Queue *message* if and when the current transaction commits."""
         parts = self.components
         envelope = self._prepare(parts, message)
-        message_id = self._deliver(parts, self._queue(parts), envelope)
+        try:
+            message_id = self._deliver(parts, self._queue(parts), envelope)
+        except TransactionStateError as exc:
+            raise TransactionStateError(exc.status, "send_to_queue") from None
         self._record(parts, message, envelope, "send_to_queue", queued=True)
         return message_id
 
@@ -90,16 +126,26 @@ class RequestMailer:
             return str(delivery.send(envelope, self.transaction_manager, self._events, session))
         return str(delivery.send(envelope, self.transaction_manager, self._events))
 
-    def send_immediately(self, message: MessageLike) -> str:
+    def send_immediately(self, message: MessageLike, fail_silently: bool = False) -> str | None:
         """Send *message* now, whatever becomes of the transaction.
 
         Raises :class:`~pyramid_sendmail.MailDeliveryError` when no recipient
-        accepted it.
+        accepted it; with *fail_silently* (pyramid_mailer's argument) the
+        error is logged instead and None returned. A message that cannot be
+        sent as it stands raises :class:`~pyramid_sendmail.InvalidMessageError`
+        either way.
         """
         parts = self.components
         envelope = self._prepare(parts, message)
         self._record(parts, message, envelope, "send_immediately")
-        return send_now(parts.mailer, envelope, self._events)
+        try:
+            return send_now(parts.mailer, envelope, self._events)
+        except MailDeliveryError as exc:
+            if not fail_silently:
+                raise
+            # The delivery attempt was logged already; say that it was dropped.
+            log.warning("mail %s not sent (fail_silently=True): %s", envelope.message_id, exc)
+            return None
 
     def send_to_queue_immediately(self, message: MessageLike) -> str:
         """Write *message* into the queue now, outside any transaction.
@@ -137,8 +183,30 @@ class RequestMailer:
         return parts.queued_delivery
 
 
+def registered_double(registry: Any) -> Any:
+    """The message-level test double the application registered, or None.
+
+    One registered as :class:`~pyramid_sendmail.interfaces.IMessageMailer`,
+    or as :class:`~pyramid_sendmail.interfaces.IMailer` by an application
+    that did so with pyramid_mailer's ``DummyMailer``
+    (:class:`pyramid_sendmail.testing.DummyMailer` provides IMessageMailer).
+    """
+    query = getattr(registry, "queryUtility", None)
+    if query is None:
+        return None
+    double = query(IMessageMailer)
+    if double is None:
+        mailer = query(IMailer)
+        if IMessageMailer.providedBy(mailer):
+            double = mailer
+    return double
+
+
 def request_mailer(request: Any) -> RequestMailer:
     """The ``request.mailer`` property: bound to ``request.tm``."""
+    double = registered_double(request.registry)
+    if double is not None:
+        return cast(RequestMailer, double)
     manager = getattr(request, "tm", None)
     return RequestMailer(request.registry, manager, request_event_sink(request), request=request)
 
@@ -156,7 +224,17 @@ def get_mailer(
     (or *transaction_manager*). With the SQL queue, *session* is the
     SQLAlchemy session that queued mail is written through (a script's
     own; a request's is found by itself).
+
+    When the application registered a message-level test double
+    (:class:`pyramid_sendmail.testing.DummyMailer`, see
+    :func:`registered_double`), that double is returned, as pyramid_mailer
+    returned whatever was registered.
     """
+    registry = getattr(request_or_registry, "registry", request_or_registry)
+    double = registered_double(registry)
+    if double is not None:
+        # It has the send methods of a RequestMailer, which is what callers use.
+        return cast(RequestMailer, double)
     if hasattr(request_or_registry, "registry"):
         request = request_or_registry
         mailer = getattr(request, "mailer", None)

@@ -30,13 +30,16 @@ class InvalidMessageError(SendmailError, ValueError):
 class TransactionStateError(SendmailError):
     """``send()`` was called where no transaction can be joined."""
 
-    def __init__(self, status: object) -> None:
+    def __init__(self, status: object, method: str = "send") -> None:
         self.status = status
+        #: The method that was called: ``send`` or ``send_to_queue``.
+        self.method = method
+        doing = "queue" if method == "send_to_queue" else "send"
         super().__init__(
             f"cannot join a transaction to send mail: the transaction is {status} "
             "(in an after-commit hook, for example), so the message would never "
-            "be sent. Use send_immediately() to send now, or send() from inside "
-            "an active transaction."
+            f"be sent. Use {method}_immediately() to {doing} now, or {method}() "
+            "from inside an active transaction."
         )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "IMailSentEvent",
     "IMailSession",
     "IMailer",
+    "IMessageMailer",
     "ISMTPMailer",
 ]
 
@@ -88,6 +89,29 @@ class IMailer(Interface):
         """Return an :class:`IMailSession`: a context manager with the same
         ``send`` that may reuse one connection for many messages (a batch).
         """
+
+
+class IMessageMailer(Interface):
+    """Sends whole messages, as ``request.mailer`` does (pyramid_mailer's
+    ``Mailer`` shape).
+
+    A utility registered with it (or as :class:`IMailer`, as applications
+    registered pyramid_mailer's ``DummyMailer``) is what ``get_mailer()``
+    and ``request.mailer`` return:
+    :class:`pyramid_sendmail.testing.DummyMailer` is one.
+    """
+
+    def send(message: Any) -> Any:
+        """Send *message* if and when the transaction commits."""
+
+    def send_immediately(message: Any, fail_silently: bool = False) -> Any:
+        """Send *message* now."""
+
+    def send_to_queue(message: Any) -> Any:
+        """Queue *message* if and when the transaction commits."""
+
+    def send_to_queue_immediately(message: Any) -> Any:
+        """Queue *message* now."""
 
 
 class ISMTPMailer(IMailer):

@@ -8,12 +8,20 @@ to it when the transaction commits, and no queue is opened. Its
 called, as pyramid_mailer's testing mailer did; its
 :attr:`~InMemoryMailer.delivered` list holds only what committed
 transactions handed over. The queue processor thread is not started.
+``request.mailer`` and ``get_mailer()`` have the same three lists. A message
+without a sender is sent from :data:`TESTING_SENDER` when
+``mail.default_sender`` is not set.
+
+:class:`DummyMailer` is a message-level double with the shape of
+pyramid_mailer's, for tests that build a mailer themselves.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -31,22 +39,33 @@ from .components import (
 from .config import build_and_register
 from .delivery import DirectMailDelivery, send_now
 from .exceptions import MailDeliveryError
-from .interfaces import IMailer, IQueuedMailDelivery
+from .interfaces import IMailer, IMessageMailer, IQueuedMailDelivery
 from .mailers import OneShotSession
 from .message import Envelope
 from .results import SendResult
 from .settings import MailSettings
 
 __all__ = [
+    "TESTING_SENDER",
     "DeliveredMail",
+    "DummyMailer",
     "InMemoryMailer",
     "InMemoryQueueDelivery",
     "activate",
     "get_testing_mailer",
     "includeme",
+    "mailers_in_use",
 ]
 
+#: The sender of a message without one, under the testing include, when
+#: ``mail.default_sender`` is not set (pyramid_mailer's testing mailer never
+#: needed one). The ``.invalid`` domain can never be delivered to.
+TESTING_SENDER = "no-default-sender@example.invalid"
+
 _active: InMemoryMailer | None = None
+# Every mailer the testing include has used, so that the pytest fixture can
+# tell when an application it does not see received mail.
+_in_use: weakref.WeakSet[InMemoryMailer] = weakref.WeakSet()
 
 
 class DeliveredMail:
@@ -92,6 +111,8 @@ class InMemoryMailer:
         self.queue: list[Any] = []
         self.delivered: list[DeliveredMail] = []
         self.fail_with: MailDeliveryError | None = None
+        #: How many messages it ever took (``clear()`` keeps it).
+        self.taken = 0
         self._lock = threading.Lock()
 
     def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
@@ -100,6 +121,7 @@ class InMemoryMailer:
             raise self.fail_with
         with self._lock:
             self.delivered.append(DeliveredMail(sender, recipients, message))
+            self.taken += 1
         return SendResult(accepted=tuple(recipients))
 
     def session(self) -> OneShotSession:
@@ -111,6 +133,7 @@ class InMemoryMailer:
         given to ``send_to_queue()`` (as pyramid_mailer's DummyMailer did)."""
         with self._lock:
             (self.queue if queued else self.outbox).append(message)
+            self.taken += 1
 
     def clear(self) -> None:
         """Forget everything recorded so far."""
@@ -148,6 +171,8 @@ class _InMemoryComponents:
         registry: Any = None,
         app_settings: Mapping[str, Any] | None = None,
     ) -> MailComponents:
+        if settings.default_sender is None:
+            settings = replace(settings, default_sender=TESTING_SENDER)
         return build_components(
             settings,
             mailer=self.mailer,
@@ -171,6 +196,7 @@ def includeme(config: Configurator) -> None:
     if not isinstance(mailer, InMemoryMailer):
         mailer = _active if _active is not None else InMemoryMailer()
         registry.registerUtility(mailer, IMailer)
+    _in_use.add(mailer)
     registry.registerUtility(_InMemoryComponents(mailer), IMailComponentsFactory)
     built: MailComponents | None = registry.queryUtility(IMailComponents)
     if built is None:
@@ -192,3 +218,57 @@ def activate(mailer: InMemoryMailer | None) -> None:
     """Make the testing include use *mailer* (the pytest fixture does this)."""
     global _active
     _active = mailer
+
+
+def mailers_in_use() -> list[InMemoryMailer]:
+    """The in-memory mailers of the applications the testing include set up
+    (that are still alive)."""
+    return list(_in_use)
+
+
+@implementer(IMessageMailer)
+class DummyMailer:
+    """A message-level double with the shape of pyramid_mailer's ``DummyMailer``.
+
+    Its send methods take a message and append it, as given, to
+    :attr:`outbox` (``send``, ``send_immediately``, ``send_sendmail``,
+    ``send_immediately_sendmail``) or :attr:`queue` (``send_to_queue``,
+    ``send_to_queue_immediately``); nothing is checked or delivered, and no
+    transaction is joined. Registered as
+    :class:`~pyramid_sendmail.interfaces.IMailer` or
+    :class:`~pyramid_sendmail.interfaces.IMessageMailer`
+    (``registry.registerUtility(DummyMailer(), IMailer)``), it is what
+    :func:`~pyramid_sendmail.get_mailer` and ``request.mailer`` return.
+    To test through the real deliveries, use the testing include instead.
+    """
+
+    def __init__(self) -> None:
+        self.outbox: list[Any] = []
+        self.queue: list[Any] = []
+
+    def bind(self, **options: Any) -> DummyMailer:
+        """Return itself (pyramid_mailer's ``bind(transaction_manager=...,
+        default_sender=...)``)."""
+        unknown = set(options) - {"transaction_manager", "default_sender"}
+        if unknown:
+            raise TypeError(f"bind() got unexpected options: {', '.join(sorted(unknown))}")
+        return self
+
+    def send(self, message: Any) -> None:
+        """Append *message* to :attr:`outbox`."""
+        self.outbox.append(message)
+
+    def send_immediately(self, message: Any, fail_silently: bool = False) -> None:
+        """Append *message* to :attr:`outbox`."""
+        self.outbox.append(message)
+
+    def send_to_queue(self, message: Any) -> None:
+        """Append *message* to :attr:`queue`."""
+        self.queue.append(message)
+
+    def send_to_queue_immediately(self, message: Any) -> None:
+        """Append *message* to :attr:`queue`."""
+        self.queue.append(message)
+
+    send_sendmail = send
+    send_immediately_sendmail = send_immediately

@@ -241,3 +241,58 @@ def test_under_testing_send_to_queue_immediately_delivers_at_once(request_, outb
     request_.mailer.send_to_queue_immediately(welcome())
     assert [m.subject for m in outbox.queue] == ["Welcome"]
     assert [m.subject for m in outbox.delivered] == ["Welcome"]
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_send_immediately_fail_silently_logs_and_returns_none(caplog):
+    # A relay that is down, as pyramid_mailer's fail_silently=True was for.
+    config = Configurator(
+        settings={"mail.host": "127.0.0.1", "mail.port": str(closed_port()), "mail.timeout": "2"}
+    )
+    config.include("pyramid_sendmail")
+    config.commit()
+    mailer = get_mailer(config.registry)
+    with caplog.at_level("WARNING", logger="pyramid_sendmail.api"):
+        assert mailer.send_immediately(welcome(), fail_silently=True) is None
+    [record] = [r for r in caplog.records if r.name == "pyramid_sendmail.api"]
+    assert "fail_silently=True" in record.getMessage()
+    with pytest.raises(MailDeliveryError):
+        mailer.send_immediately(welcome(), fail_silently=False)
+
+
+def test_send_immediately_fail_silently_still_rejects_a_bad_message(request_, outbox):
+    with pytest.raises(InvalidMessageError):
+        request_.mailer.send_immediately(welcome(recipients=[]), fail_silently=True)
+
+
+def test_send_immediately_fail_silently_returns_the_id_when_sent(request_, outbox):
+    message_id = request_.mailer.send_immediately(welcome(), fail_silently=True)
+    assert outbox.delivered[0].message["Message-ID"] == f"<{message_id}>"
+
+
+@pytest.mark.parametrize(
+    ("method", "named"),
+    [("send", "send_immediately()"), ("send_to_queue", "send_to_queue_immediately()")],
+)
+def test_sending_from_an_after_commit_hook_names_the_immediate_method(config, method, named):
+    errors: list[Exception] = []
+    mailer = get_mailer(config.registry)
+
+    def hook(committed: bool) -> None:
+        try:
+            getattr(mailer, method)(welcome())
+        except TransactionStateError as exc:
+            errors.append(exc)
+
+    with transaction.manager as txn:
+        txn.addAfterCommitHook(hook)
+    [error] = errors
+    assert f"Use {named}" in str(error)
+    assert error.method == method

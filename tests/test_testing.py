@@ -26,7 +26,7 @@ from pyramid_sendmail.testing import InMemoryMailer, get_testing_mailer
 def welcome(subject: str = "Welcome", **fields: Any) -> Message:
     return Message(
         subject=subject,
-        sender="ann@example.org",
+        sender=fields.pop("sender", "ann@example.org"),
         recipients=fields.pop("recipients", ["bob@example.org"]),
         body=fields.pop("body", "Hello Bob"),
         **fields,
@@ -148,3 +148,166 @@ def test_mail_outbox_fixture_is_the_mailer_of_apps_built_in_the_test(mail_outbox
 
 def test_without_the_fixture_each_app_gets_its_own_mailer():
     assert get_testing_mailer(make_registry()) is not get_testing_mailer(make_registry())
+
+
+# --- pyramid_mailer's test patterns ----------------------------------------
+
+
+def test_get_mailer_and_request_mailer_expose_the_outbox_queue_and_delivered():
+    from pyramid import testing
+    from pyramid.request import apply_request_extensions
+
+    config = testing.setUp()
+    try:
+        config.include("pyramid_sendmail.testing")
+        request = testing.DummyRequest()
+        apply_request_extensions(request)
+        with transaction.manager:
+            request.mailer.send(welcome("Sent"))
+            get_mailer(request).send_to_queue(welcome("Queued"))
+        for mailer in (request.mailer, get_mailer(request), get_mailer(config.registry)):
+            assert [m.subject for m in mailer.outbox] == ["Sent"]
+            assert [m.subject for m in mailer.queue] == ["Queued"]
+            assert [m.subject for m in mailer.delivered] == ["Sent", "Queued"]
+    finally:
+        testing.tearDown()
+
+
+def test_outbox_outside_the_testing_include_is_an_attribute_error_that_says_so():
+    config = Configurator(settings={"mail.mailer": "console"})
+    config.include("pyramid_sendmail")
+    config.commit()
+    mailer = get_mailer(config.registry)
+    assert not hasattr(mailer, "outbox")
+    with pytest.raises(AttributeError, match=r"pyramid_sendmail\.testing"):
+        mailer.delivered  # noqa: B018
+
+
+def test_a_message_without_sender_is_sent_from_the_placeholder_under_testing():
+    from pyramid_sendmail.testing import TESTING_SENDER
+
+    registry = make_registry()
+    with transaction.manager:
+        get_mailer(registry).send(welcome(sender=None))
+    [mail] = get_testing_mailer(registry).delivered
+    assert mail.sender == TESTING_SENDER == "no-default-sender@example.invalid"
+    [message] = get_testing_mailer(registry).outbox
+    assert message.sender is None  # recorded as given, as pyramid_mailer's DummyMailer did
+
+
+def test_the_placeholder_does_not_replace_a_configured_default_sender():
+    config = Configurator(settings={"mail.default_sender": "shop@example.org"})
+    config.include("pyramid_sendmail.testing")
+    config.commit()
+    with transaction.manager:
+        get_mailer(config.registry).send(welcome(sender=None))
+    assert get_testing_mailer(config.registry).delivered[0].sender == "shop@example.org"
+
+
+@pytest.mark.parametrize("register_as", ["IMailer", "IMessageMailer"])
+def test_a_registered_dummy_mailer_is_what_get_mailer_and_request_mailer_return(register_as):
+    from pyramid import testing
+    from pyramid.request import apply_request_extensions
+
+    from pyramid_sendmail import interfaces
+    from pyramid_sendmail.testing import DummyMailer
+
+    config = testing.setUp()
+    try:
+        config.include("pyramid_sendmail.testing")
+        dummy = DummyMailer()
+        # What pyramid_mailer applications do with their DummyMailer.
+        config.registry.registerUtility(dummy, getattr(interfaces, register_as))
+        request = testing.DummyRequest()
+        apply_request_extensions(request)
+        assert get_mailer(request) is dummy
+        assert get_mailer(config.registry) is dummy
+        assert request.mailer is dummy
+        request.mailer.send(welcome("One"))
+        request.mailer.send_immediately(welcome("Two"), fail_silently=True)
+        request.mailer.send_to_queue(welcome("Three"))
+        assert [m.subject for m in dummy.outbox] == ["One", "Two"]
+        assert [m.subject for m in dummy.queue] == ["Three"]
+        assert dummy.bind(transaction_manager=transaction.manager) is dummy
+        with pytest.raises(TypeError, match="colour"):
+            dummy.bind(colour="red")
+    finally:
+        testing.tearDown()
+
+
+def test_dummy_mailer_can_be_injected_without_any_include():
+    from pyramid_sendmail.testing import DummyMailer
+
+    dummy = DummyMailer()
+    dummy.send_immediately(welcome(sender=None, recipients=[]))  # nothing is checked
+    dummy.send_to_queue_immediately(welcome())
+    assert (len(dummy.outbox), len(dummy.queue)) == (1, 1)
+
+
+PLUGIN_CASES = '''
+import pytest
+import transaction
+from pyramid.config import Configurator
+from pyramid_sendmail import Message, get_mailer
+
+
+def make_app():
+    config = Configurator()
+    config.include("pyramid_sendmail.testing")
+    config.commit()
+    return config.registry
+
+
+def send(registry):
+    with transaction.manager:
+        get_mailer(registry).send(Message("Hi", ["bob@example.org"], "Hello"))
+
+
+@pytest.fixture
+def app():
+    return make_app()
+
+
+@pytest.fixture(scope="session")
+def session_app():
+    return make_app()
+
+
+def test_app_fixture_set_up_before_mail_outbox(app, mail_outbox):
+    send(app)
+    assert [m.subject for m in mail_outbox.outbox] == ["Hi"]
+
+
+def test_session_app_records_into_the_outbox_of_the_test_that_built_it(session_app, mail_outbox):
+    send(session_app)
+    assert len(mail_outbox.outbox) == 1
+
+
+def test_session_app_in_a_later_test_is_reported(session_app, mail_outbox):
+    send(session_app)
+
+
+def test_without_the_fixture_apps_have_their_own_mailers():
+    from pyramid_sendmail.testing import get_testing_mailer
+
+    assert get_testing_mailer(make_app()) is not get_testing_mailer(make_app())
+'''
+
+
+def test_mail_outbox_does_not_depend_on_fixture_order_and_reports_older_apps(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "test_cases.py").write_text(PLUGIN_CASES)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = done.stdout
+    assert "4 passed" in output and "1 error" in output, output
+    assert "PASSED test_cases.py::test_app_fixture_set_up_before_mail_outbox" in output
+    assert "ERROR at teardown of test_session_app_in_a_later_test_is_reported" in output
+    assert "application created before this test" in output

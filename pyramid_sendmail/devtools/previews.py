@@ -120,7 +120,7 @@ class PreviewMailer(RequestMailer):
         """Record *message* (not queued: this is a preview)."""
         return self._take(message, "send_to_queue")
 
-    def send_immediately(self, message: MessageLike) -> str:
+    def send_immediately(self, message: MessageLike, fail_silently: bool = False) -> str:
         """Record *message* (not sent: this is a preview)."""
         return self._take(message, "send_immediately")
 
