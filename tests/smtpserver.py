@@ -133,6 +133,9 @@ class Faults:
     stall: str | None = None
     #: Seconds to wait before accepting each message (a distant or busy relay).
     delay: float = 0.0
+    #: Seconds to wait before answering each RCPT TO (a relay that checks
+    #: every recipient slowly).
+    rcpt_delay: float = 0.0
 
 
 class SMTPTestServer:
@@ -396,6 +399,8 @@ class _Handler:
         address: str,
         options: list[str],
     ) -> Any:
+        if self.owner.faults.rcpt_delay:
+            await asyncio.sleep(self.owner.faults.rcpt_delay)
         return self.owner.faults.rcpt.get(address, MISSING)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:

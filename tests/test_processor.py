@@ -6,6 +6,8 @@ import errno
 import logging
 import os
 import socket
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -764,3 +766,39 @@ def test_without_registry_or_notify_events_go_nowhere(
 
     assert processor.process_once() == 1
     assert len(smtp_server.messages) == 1
+
+
+# -- a send that outlasts the claim timeout -----------------------------------
+
+
+def test_a_slow_live_send_keeps_its_claim_and_is_delivered_once(
+    tmp_path: Path, smtp_server: Any
+) -> None:
+    # Twenty recipients, each answered after 0.08 s: the send takes about
+    # 1.6 s, well within mail.timeout for every reply, and far beyond the
+    # claim timeout of 0.6 s. Another processor keeps recovering stale
+    # claims meanwhile; the live one must never look stale to it.
+    recipients = [f"r{n}@example.org" for n in range(20)]
+    path = str(tmp_path / "queue")
+    MaildirQueue(path, claim_timeout=0.6).add(envelope(to=recipients))
+    smtp_server.faults.rcpt_delay = 0.08
+    mailer = SMTPMailer(smtp_server.host, smtp_server.port, timeout=0.5)
+    slow = QueueProcessor(MaildirQueue(path, claim_timeout=0.6), mailer, workers=1)
+    other = QueueProcessor(MaildirQueue(path, claim_timeout=0.6), mailer, workers=1)
+    recovered = 0
+
+    sending = threading.Thread(target=slow.process_once)
+    sending.start()
+    while not os.listdir(os.path.join(path, "cur")):
+        time.sleep(0.01)  # the slow processor holds the claim
+    while sending.is_alive():
+        other.process_once()
+        recovered += other.last_pass["recovered"]
+        time.sleep(0.05)
+    sending.join()
+    other.process_once()
+
+    assert recovered == 0
+    assert len(smtp_server.messages) == 1
+    assert smtp_server.messages[0].recipients == tuple(recipients)
+    assert listing(slow.queue) == {"tmp": [], "new": [], "cur": [], "failed": []}

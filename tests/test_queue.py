@@ -662,3 +662,43 @@ def test_kill_9_mid_rewrite_leaves_no_stale_uncommitted_copy(
     assert again.name == name
     assert again.envelope.recipients == ("a@example.org", "b@example.org")
     assert files(path / "failed") == []
+
+
+# -- claims in hand are renewed ----------------------------------------------
+
+
+def test_a_renewed_claim_is_not_recovered(queue: MaildirQueue, clock: Clock, folder: Path) -> None:
+    name = queue.add(envelope())
+    entry = queue.claim(name)
+    assert entry is not None
+
+    clock.advance(500)
+    assert queue.renew() == 1
+    clock.advance(500)
+
+    assert queue.recover() == 0
+    queue.complete(entry)
+    assert files(folder / "cur") == []
+    assert files(folder / "new") == []
+
+
+def test_a_claim_recovered_by_another_processor_is_no_longer_renewed(
+    queue: MaildirQueue, clock: Clock, folder: Path
+) -> None:
+    entry = queue.claim(queue.add(envelope()))
+    assert entry is not None
+    clock.advance(601)
+    assert MaildirQueue(str(folder), claim_timeout=600.0, clock=clock).recover() == 1
+
+    assert queue.renew() == 0
+    assert bases(folder / "new") == [entry.name]
+
+
+def test_settled_claims_are_no_longer_renewed(queue: MaildirQueue, clock: Clock) -> None:
+    sent, deferred, failed = (queue.claim(queue.add(envelope())) for _ in range(3))
+    assert sent is not None and deferred is not None and failed is not None
+    queue.complete(sent)
+    queue.defer(deferred, clock.now + 60, "451 later")
+    queue.fail(failed, "550 no")
+
+    assert queue.renew() == 0

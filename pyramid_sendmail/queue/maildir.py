@@ -40,6 +40,7 @@ from zope.interface import implementer
 from ..exceptions import CorruptEntry, QueueUnavailable, UnknownEntry
 from ..interfaces import IMailQueue
 from ..message import Envelope
+from .claims import ClaimKeeper
 from .entry import STATES, QueueEntry, QueueStatus
 from .maildir_format import (
     base_name,
@@ -92,6 +93,10 @@ class MaildirQueue:
         # Descriptors of new/ and failed/, kept open to fsync them.
         self._directories: dict[str, int] = {}
         weakref.finalize(self, _close_all, self._directories)
+        # A third of the timeout: a claim survives two missed renewals.
+        self._claims = ClaimKeeper(
+            self._renew_claim, claim_timeout / 3, name=f"psendmail-claims-{self.path}"
+        )
 
     def __repr__(self) -> str:
         return f"<MaildirQueue {self.path}>"
@@ -168,6 +173,7 @@ class MaildirQueue:
             corrupt = exc
         else:
             entry.claimed_as = claimed_as
+            self._claims.hold(entry)
             return entry
         if self._set_aside_corrupt(base, target, corrupt.reason) and on_corrupt is not None:
             on_corrupt(corrupt)
@@ -175,6 +181,7 @@ class MaildirQueue:
 
     def complete(self, entry: QueueEntry) -> None:
         """Forget a claimed message that has been delivered."""
+        self._claims.drop(entry)
         unlink_if_present(self._claim_path(entry))
 
     def defer(self, entry: QueueEntry, until: float, error: str) -> None:
@@ -183,6 +190,7 @@ class MaildirQueue:
         The file is rewritten with its remaining recipients, the attempt
         count and the error, then moved back into ``new/``.
         """
+        self._claims.drop(entry)
         entry.attempted(error)
         temp = self._rewrite_path(entry.name, "defer")
         data = serialize(entry.envelope, entry.queued_at, entry.attempts, error)
@@ -201,6 +209,8 @@ class MaildirQueue:
         recipients failed and the rest are deferred); the failed copy then
         gets a name of its own.
         """
+        if not keep_claim:
+            self._claims.drop(entry)
         name = self._new_name() if keep_claim else entry.name
         temp = self._rewrite_path(entry.name, "fail")
         self._rewrite(temp, serialize(entry.envelope, entry.queued_at, entry.attempts, error))
@@ -237,8 +247,27 @@ class MaildirQueue:
         return 0
 
     def close(self) -> None:
-        """Close the descriptors kept to sync the folders (reopened when needed)."""
+        """Close the descriptors kept to sync the folders and stop renewing
+        claims (both start again when needed)."""
+        self._claims.close()
         _close_all(self._directories)
+
+    def renew(self) -> int:
+        """Renew the claims this queue holds now; return how many still hold.
+
+        A thread does it every third of the claim timeout while claims are in
+        hand, so a live send never loses its claim however long it takes.
+        """
+        return self._claims.renew_all()
+
+    def _renew_claim(self, entry: QueueEntry) -> bool:
+        renewed = f"{entry.name},claimed={self.clock():.6f}"
+        try:
+            os.rename(self._claim_path(entry), os.path.join(self.cur, renewed))
+        except FileNotFoundError:
+            return False  # recovered by another processor: it is theirs now
+        entry.claimed_as = renewed
+        return True
 
     # -- administration -------------------------------------------------
 
