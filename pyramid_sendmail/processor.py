@@ -308,9 +308,19 @@ class QueueProcessor:
             failed = replace(entry, envelope=original.with_recipients(permanent))
             text = _error_text(error, permanent, refused)
             failed.attempted(text)
-            self.queue.fail(failed, text, keep_claim=bool(temporary))
-            self._count("failed")
-            self.notify(MailFailed(original, error, permanent))
+            try:
+                self.queue.fail(failed, text, keep_claim=bool(temporary))
+            except OSError:
+                if not temporary:
+                    raise
+                # No dead letter (a full disk): those recipients wait with
+                # the deferred ones, so that the deferral below still keeps
+                # the recipients that accepted from a second copy.
+                log.exception("could not set aside the refused recipients of %s", entry.name)
+                temporary += permanent
+            else:
+                self._count("failed")
+                self.notify(MailFailed(original, error, permanent))
         if temporary:
             entry.envelope = original.with_recipients(temporary)
             retry_at = now + self.backoff(age)

@@ -681,6 +681,49 @@ def test_disk_full_while_deferring_loses_nothing(
     assert listing(queue) == {"tmp": [], "new": [], "cur": [], "failed": []}
 
 
+ANN, BOB, CAROL = "ann@example.org", "bob@example.org", "carol@example.org"
+
+
+@pytest.mark.parametrize(
+    "refusals",
+    [
+        {BOB: "450 4.2.1 Mailbox busy"},
+        {BOB: "550 5.1.1 No such user"},
+        {BOB: "550 5.1.1 No such user", CAROL: "450 4.2.1 Mailbox busy"},
+    ],
+    ids=["deferred", "failed", "failed-and-deferred"],
+)
+def test_disk_full_while_settling_a_partly_accepted_message_never_resends_it(
+    tmp_path: Path, smtp_server: Any, clock: Clock, refusals: dict[str, str]
+) -> None:
+    # Promise 6: a recipient that accepted the message never gets it again,
+    # even when the queue cannot write what became of the others.
+    queue = FullDiskQueue(str(tmp_path / "full"), claim_timeout=600.0, clock=clock)
+    queue.add(envelope(to=[ANN, BOB, CAROL]))
+    smtp_server.faults.rcpt = dict(refusals)
+    processor = QueueProcessor(
+        queue,
+        SMTPMailer(smtp_server.host, smtp_server.port, timeout=5.0),
+        workers=1,
+        notify=lambda event: None,
+        clock=clock,
+    )
+    queue.full = True
+
+    processor.process_once()
+
+    accepted = tuple(r for r in (ANN, BOB, CAROL) if r not in refusals)
+    assert [m.recipients for m in smtp_server.messages] == [accepted]
+    queue.full = False
+    smtp_server.faults.rcpt = {}
+    clock.advance(queue.claim_timeout + 1)
+    processor.process_once()
+
+    received = [r for m in smtp_server.messages for r in m.recipients]
+    assert sorted(received) == [ANN, BOB, CAROL]
+    assert listing(queue) == {"tmp": [], "new": [], "cur": [], "failed": []}
+
+
 def test_processing_never_deletes_stale_tmp_files(
     queue: MaildirQueue, processor_for: Any, smtp_server: Any, clock: Clock
 ) -> None:

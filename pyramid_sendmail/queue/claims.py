@@ -38,7 +38,8 @@ class ClaimKeeper:
         self.name = name
         #: Held while claims are renewed.
         self.lock = threading.Lock()
-        self._in_hand: dict[int, QueueEntry] = {}
+        # By name: the processor settles copies of an entry (dataclasses.replace).
+        self._in_hand: dict[str, QueueEntry] = {}
         self._pid = os.getpid()
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
@@ -48,7 +49,7 @@ class ClaimKeeper:
         """Keep *entry*'s claim alive until :meth:`drop`."""
         with self.lock:
             self._forked()
-            self._in_hand[id(entry)] = entry
+            self._in_hand[entry.name] = entry
             if self._thread is None or not self._thread.is_alive():
                 self._closed = threading.Event()
                 self._thread = threading.Thread(
@@ -62,7 +63,7 @@ class ClaimKeeper:
         Once this returns, the claim's path no longer changes under the caller.
         """
         with self.lock:
-            self._in_hand.pop(id(entry), None)
+            self._in_hand.pop(entry.name, None)
 
     def renew_all(self) -> int:
         """Renew every claim in hand now; return how many still hold."""

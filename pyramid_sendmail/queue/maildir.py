@@ -45,6 +45,7 @@ from .entry import STATES, QueueEntry, QueueStatus
 from .maildir_format import (
     base_name,
     is_message_name,
+    mark_done,
     message_names,
     name_time,
     parse,
@@ -194,8 +195,8 @@ class MaildirQueue:
         entry.attempted(error)
         temp = self._rewrite_path(entry.name, "defer")
         data = serialize(entry.envelope, entry.queued_at, entry.attempts, error)
-        self._rewrite(temp, data)
         claimed = self._claim_path(entry)
+        self._rewrite_or_mark(temp, data, claimed, entry)
         # Replace the claimed file first: a crash between the two renames
         # leaves one up-to-date file that recovery returns to the queue.
         os.rename(temp, claimed)
@@ -213,7 +214,12 @@ class MaildirQueue:
             self._claims.drop(entry)
         name = self._new_name() if keep_claim else entry.name
         temp = self._rewrite_path(entry.name, "fail")
-        self._rewrite(temp, serialize(entry.envelope, entry.queued_at, entry.attempts, error))
+        data = serialize(entry.envelope, entry.queued_at, entry.attempts, error)
+        if keep_claim:
+            # The claim is deferred next, which keeps its recipients right.
+            self._rewrite(temp, data)
+        else:
+            self._rewrite_or_mark(temp, data, self._claim_path(entry), entry)
         os.rename(temp, os.path.join(self.failed, name))
         self._sync(self.failed)
         if not keep_claim:
@@ -396,6 +402,33 @@ class MaildirQueue:
         # here; it is ours and outdated, and must not block the rewrite.
         unlink_if_present(path)
         self._write(path, data)
+
+    def _rewrite_or_mark(self, temp: str, data: bytes, claimed: str, entry: QueueEntry) -> None:
+        """Write the new copy of a claimed message, or, when that fails (a
+        full disk), mark in the claimed file the recipients that are done.
+
+        The claim then stays, comes back after the claim timeout, and is
+        sent again only to *entry*'s recipients: never twice to one that
+        accepted the message (the attempt count and error are not updated).
+        The write's error is raised either way.
+        """
+        try:
+            self._rewrite(temp, data)
+        except OSError as exc:
+            unlink_if_present(temp)
+            try:
+                marked = mark_done(claimed, entry.envelope.recipients)
+            except OSError:
+                log.exception("could not mark the delivered recipients of %s", entry.name)
+            else:
+                log.error(
+                    "could not rewrite %s (%s): %d delivered recipient(s) marked in place;"
+                    " the claim comes back after the claim timeout",
+                    entry.name,
+                    exc,
+                    marked,
+                )
+            raise
 
     def _claim_path(self, entry: QueueEntry) -> str:
         return os.path.join(self.cur, entry.claimed_as or entry.name)

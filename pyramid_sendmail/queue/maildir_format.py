@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Sequence
 
 from ..exceptions import CorruptEntry
 from ..message import RESERVED_PREFIX, Envelope
@@ -22,6 +23,7 @@ __all__ = [
     "PREFIX",
     "base_name",
     "is_message_name",
+    "mark_done",
     "message_names",
     "name_time",
     "parse",
@@ -33,6 +35,10 @@ __all__ = [
 
 #: The envelope lines' prefix: the header prefix applications may not use.
 PREFIX = RESERVED_PREFIX.encode("ascii")
+# A recipient line, and the same line once the recipient has the message:
+# the same length, so marking one overwrites bytes and allocates nothing.
+_TO = PREFIX + b"To: <"
+_DONE = PREFIX + b"Ok: <"
 #: A message's name: the time in ns, the pid and a counter, the host; then,
 #: in new/ and cur/, when the message is due or was claimed.
 MESSAGE_NAME = re.compile(
@@ -84,6 +90,40 @@ def parse(name: str, data: bytes) -> QueueEntry:
     envelope = Envelope(sender, recipients, body, message_id)
     error = fields.get("Error", [None])[0]
     return QueueEntry(name, envelope, queued_at, attempts, error)
+
+
+def mark_done(path: str, pending: Sequence[str]) -> int:
+    """Mark, in the file at *path*, every recipient not in *pending* as done.
+
+    Each such ``X-Pyramid-Sendmail-To`` line becomes ``X-Pyramid-Sendmail-Ok``
+    in place, which :func:`parse` skips: the file no longer sends to those
+    recipients. Overwriting bytes needs no free space, so this works when
+    the disk is too full to write a new copy. Returns how many were marked.
+    """
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    try:
+        data = read_file(path)
+        # Each pending address keeps as many lines as it has in *pending*.
+        left = list(pending)
+        marked = 0
+        position = 0
+        while data.startswith(PREFIX, position):
+            end = data.find(b"\r\n", position)
+            if end < 0:
+                break
+            if data.startswith(_TO, position):
+                address = data[position + len(_TO) : end].decode("utf-8", "replace").rstrip(">")
+                if address in left:
+                    left.remove(address)
+                else:
+                    os.pwrite(fd, _DONE, position)
+                    marked += 1
+            position = end + 2
+        if marked:
+            os.fsync(fd)
+        return marked
+    finally:
+        os.close(fd)
 
 
 def is_message_name(name: str) -> bool:
