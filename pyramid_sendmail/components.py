@@ -169,6 +169,8 @@ def build_mailer(settings: MailSettings, app_settings: Mapping[str, Any] | None 
             allow_insecure_auth=settings.allow_insecure_auth,
             local_hostname=settings.local_hostname,
             pipelining=settings.pipelining,
+            pool_size=settings.pool_size,
+            pool_idle_timeout=settings.pool_idle_timeout,
         )
     if kind == "sendmail":
         return SendmailMailer(settings.sendmail_app)

@@ -49,6 +49,13 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _count(value: Any) -> int:
+    number = _int(value)
+    if number < 0:
+        raise ValueError("a whole number, 0 or more")
+    return number
+
+
 def _seconds(value: Any) -> float:
     try:
         number = float(str(value).strip())
@@ -217,6 +224,20 @@ class MailSettings:
         True,
         "boolean",
         "Use ESMTP PIPELINING when the relay offers it.",
+    )
+    pool_size: int = _setting(
+        _count,
+        4,
+        "integer",
+        "How many idle SMTP connections each process keeps ready for the next "
+        "message (direct delivery and the processor alike); 0 connects anew "
+        "for every session.",
+    )
+    pool_idle_timeout: float = _setting(
+        _seconds,
+        30.0,
+        "seconds",
+        "How long an idle pooled connection is kept before it is closed with QUIT.",
     )
     debug: int = _setting(
         _int,

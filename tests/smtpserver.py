@@ -123,6 +123,8 @@ class Faults:
     data_without_recipients: bool = False
     #: Close the connection on MAIL FROM without answering.
     drop_at_mail: bool = False
+    #: The same, on the connection with this number only (1 for the first).
+    drop_at_mail_on: int | None = None
     #: Close the connection right after answering MAIL FROM with *mail*, as
     #: a server that says 421 (shutting down, idle too long) does.
     hang_up_after_mail: bool = False
@@ -213,9 +215,17 @@ class SMTPTestServer:
 
     # -- what the tests do ----------------------------------------------
 
-    def drop_connections(self) -> None:
-        """Close every open connection now, as a server does to idle clients."""
+    def drop_connections(self, reply: str | None = None) -> None:
+        """Close every open connection now, as a server does to idle clients,
+        saying *reply* first (``"421 4.4.2 Idle too long"``) if given."""
+        if reply is not None:
+            self._call(self._push_all(reply))
         self._call(self._close_all(abort=False))
+
+    @property
+    def open_connections(self) -> int:
+        """How many client connections are open right now."""
+        return len(self._live)
 
     def start(self) -> None:
         """Listen on a free port; return once connections are accepted."""
@@ -322,6 +332,10 @@ class SMTPTestServer:
             and auth_data.password == self.password.encode()
         )
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+    async def _push_all(self, reply: str) -> None:
+        for protocol in list(self._live):
+            await protocol.push(reply)
 
     async def _close_all(self, abort: bool) -> None:
         protocols = [p for p in self._live if p.transport is not None]
@@ -457,7 +471,7 @@ class _RecordingSMTP(SMTP):
 
     async def smtp_MAIL(self, arg: str | None) -> None:
         faults = self.owner.faults
-        if faults.drop_at_mail:
+        if faults.drop_at_mail or faults.drop_at_mail_on == self.number:
             self._drop()
             return
         if faults.stall == "MAIL":

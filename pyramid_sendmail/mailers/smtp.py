@@ -17,6 +17,7 @@ from ..exceptions import MailDeliveryError, RelayUnavailable
 from ..interfaces import ISMTPMailer
 from ..results import SendResult
 from .smtp_errors import classify
+from .smtp_pool import ConnectionPool
 from .smtp_session import SMTPSession, close_quietly
 
 __all__ = ["SMTPFactory", "SMTPMailer"]
@@ -42,6 +43,9 @@ class SMTPMailer:
     only ever sent over TLS unless *allow_insecure_auth* is set. *timeout* is
     the longest, in seconds, the connection may go without progress: each
     wait for a reply or for room to send more data, never a whole upload.
+    With *pool_size* above 0, up to that many idle connections are kept
+    between sessions, each for at most *pool_idle_timeout* seconds (see
+    :class:`~pyramid_sendmail.mailers.smtp_pool.ConnectionPool`).
     """
 
     def __init__(
@@ -62,6 +66,8 @@ class SMTPMailer:
         local_hostname: str | None = None,
         pipelining: bool = True,
         smtp_factory: SMTPFactory | None = None,
+        pool_size: int = 0,
+        pool_idle_timeout: float = 30.0,
     ) -> None:
         if tls and ssl:
             raise ValueError("choose STARTTLS (tls) or implicit TLS (ssl), not both")
@@ -86,17 +92,30 @@ class SMTPMailer:
         self.pipelining = pipelining
         self._smtp_factory = smtp_factory
         self._context: SSLContext | None = None
+        #: The idle connections kept between sessions (None: each session
+        #: connects, and says QUIT when it closes).
+        self.pool = ConnectionPool(pool_size, pool_idle_timeout) if pool_size > 0 else None
 
     def __repr__(self) -> str:
         # Never show the password.
         return f"<SMTPMailer {self.host}:{self.port} user={self.username!r}>"
 
     def session(self) -> SMTPSession:
-        """Return a session that reuses one connection for many messages."""
+        """Return a session that reuses one connection for many messages.
+
+        With a pool, the session starts on a warm connection when one is
+        idle, and gives its connection back to the pool when it closes.
+        """
         return SMTPSession(self)
 
+    def close(self) -> None:
+        """Close the pool's idle connections (also done at exit)."""
+        if self.pool is not None:
+            self.pool.close()
+
     def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
-        """Deliver one message over a connection of its own."""
+        """Deliver one message over a session of its own (a pooled
+        connection, when there is a pool)."""
         with self.session() as session:
             return session.send(sender, recipients, message)
 

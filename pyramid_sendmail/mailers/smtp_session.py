@@ -4,6 +4,7 @@ pipelining (RFC 2920), per-recipient results."""
 from __future__ import annotations
 
 import contextlib
+import os
 import smtplib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from ..results import SendResult, SMTPReply
 from .session import Outcome, Report, Session
 from .smtp_errors import classify, reply_error, timed_out
 from .smtp_io import await_reply, send_data
+from .smtp_pool import ConnectionPool
 
 __all__ = ["Relay", "SMTPSession", "close_quietly"]
 
@@ -31,6 +33,8 @@ class Relay(Protocol):
     host: str
     port: int
     pipelining: bool
+    #: Where idle connections wait for the next session, if anywhere.
+    pool: ConnectionPool | None
 
     def connect(self) -> smtplib.SMTP:
         """Open, secure and authenticate a connection, or raise a
@@ -41,19 +45,31 @@ class Relay(Protocol):
 class SMTPSession(Session):
     """One SMTP connection used for a batch of messages.
 
-    The connection opens on the first ``send`` and is reopened once when the
-    server dropped it while idle; ``close`` (or leaving the ``with`` block)
-    ends it with QUIT.
+    The connection opens on the first ``send`` (or comes warm from the
+    mailer's pool) and is reopened once when the server dropped it while
+    idle; ``close`` (or leaving the ``with`` block) gives it back to the
+    pool, or ends it with QUIT.
     """
 
     def __init__(self, mailer: Relay) -> None:
         self.mailer = mailer
         self._conn: smtplib.SMTP | None = None
+        # Whether the connection has carried a message before this one.
+        self._reused = False
+        self._pid = os.getpid()
 
     def close(self) -> None:
-        """Say QUIT and close the connection, ignoring any error."""
+        """Give the connection back to the pool, or say QUIT and close it,
+        ignoring any error."""
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is None:
+            return
+        pool = self.mailer.pool
+        if os.getpid() != self._pid:
+            close_quietly(conn)  # the parent's socket: not a word on it
+        elif pool is not None:
+            pool.put(conn)
+        else:
             try:
                 conn.quit()
             except Exception:
@@ -61,18 +77,19 @@ class SMTPSession(Session):
 
     def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
         """Transmit one message; see :meth:`pyramid_sendmail.interfaces.IMailer.send`."""
-        reused = self._conn is not None
+        conn = self._connection()
         try:
             try:
-                return self._transmit(self._connection(), sender, recipients, message)
+                return self._transmit(conn, sender, recipients, message)
             except _StaleConnection:
-                if not reused:
+                if not self._reused:
                     raise
-                # The server closed an idle connection before our first
-                # command of this message: nothing was sent, so reconnecting
-                # (once) is safe.
+                # The server closed an idle connection (or said 421) before
+                # its first reply to this message: nothing was taken, so
+                # sending it (once) over a new connection cannot duplicate it.
                 self._abandon()
-                return self._transmit(self._connection(), sender, recipients, message)
+                self._conn = self.mailer.connect()
+                return self._transmit(self._conn, sender, recipients, message)
         except _StaleConnection as stale:
             self._abandon()
             closed = f"{self.mailer.host}:{self.mailer.port} closed the connection"
@@ -87,14 +104,29 @@ class SMTPSession(Session):
         except Exception as exc:
             self._abandon()
             raise classify(exc, "sending") from exc
+        except BaseException:
+            # Interrupted mid-transaction: the connection is in no state to reuse.
+            self._abandon()
+            raise
+        finally:
+            self._reused = self._conn is not None
 
     def _connection(self) -> smtplib.SMTP:
+        if self._conn is not None and self._pid != os.getpid():
+            # Forked with a session open: the socket is the parent's.
+            self._abandon()
+            self._pid = os.getpid()
         if self._conn is None:
-            self._conn = self.mailer.connect()
+            pool = self.mailer.pool
+            self._conn = pool.get() if pool is not None else None
+            self._reused = self._conn is not None
+            if self._conn is None:
+                self._conn = self.mailer.connect()
         return self._conn
 
     def _abandon(self) -> None:
         conn, self._conn = self._conn, None
+        self._reused = False
         if conn is not None:
             close_quietly(conn)
 
@@ -114,6 +146,18 @@ class SMTPSession(Session):
         *items* is read lazily: the next item is taken before the previous
         message's data goes out, so that both share one write.
         """
+        try:
+            self._send_many(items, report)
+        except BaseException:
+            # Interrupted mid-transaction: the connection is in no state to reuse.
+            self._abandon()
+            raise
+
+    def _send_many(
+        self,
+        items: Iterable[tuple[T, str, Sequence[str], bytes]],
+        report: Report[T],
+    ) -> None:
         # The message whose DATA the server accepted, its data not yet sent:
         # it goes out in one write with the next message's envelope.
         ready: _Ready[T] | None = None
