@@ -510,8 +510,9 @@ def _check_combinations(s: MailSettings) -> None:
             f"mail.retry_min ({s.retry_min}) is larger than mail.retry_max ({s.retry_max})"
         )
     if s.claim_timeout < CLAIM_TIMEOUTS * s.timeout:
-        # A live send waits at most a few network operations of mail.timeout
-        # each; a shorter claim could be taken back and sent twice.
+        # Claims in hand are renewed every third of the timeout, whatever a
+        # send lasts; a timeout this short would still let a renewal come
+        # late while the processor waits through a few network timeouts.
         raise ConfigurationError(
             f"mail.claim_timeout ({s.claim_timeout}) must be at least "
             f"{CLAIM_TIMEOUTS} times mail.timeout ({s.timeout})"

@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from .smtp_io import closed_while_idle
 
-__all__ = ["ConnectionPool"]
+__all__ = ["QUIT_TIMEOUT", "ConnectionPool"]
 
 
 class ConnectionPool:
@@ -134,9 +134,16 @@ class ConnectionPool:
                 _close(conn, quit=True)
 
 
+#: The longest a QUIT to an idle connection may wait for its reply: a relay
+#: that does not answer must not hold up a process that is exiting.
+QUIT_TIMEOUT = 1.0
+
+
 def _close(conn: smtplib.SMTP, quit: bool) -> None:
     with contextlib.suppress(Exception):
         if quit:
+            if conn.sock is not None:
+                conn.sock.settimeout(min(conn.sock.gettimeout() or QUIT_TIMEOUT, QUIT_TIMEOUT))
             conn.quit()
     with contextlib.suppress(Exception):
         conn.close()
