@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -702,3 +703,20 @@ def test_settled_claims_are_no_longer_renewed(queue: MaildirQueue, clock: Clock)
     queue.fail(failed, "550 no")
 
     assert queue.renew() == 0
+
+
+def test_a_claim_settled_through_a_copy_of_its_entry_is_no_longer_renewed(
+    queue: MaildirQueue, folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The processor sets aside a copy (dataclasses.replace) with the
+    # recipients that failed.
+    entry = queue.claim(queue.add(envelope()))
+    assert entry is not None
+
+    queue.fail(dataclasses.replace(entry), "550 no")
+
+    with caplog.at_level(logging.WARNING):
+        assert queue.renew() == 0
+    # Not renewed at all, rather than found lost.
+    assert caplog.records == []
+    assert files(folder / "cur") == []
