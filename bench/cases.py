@@ -18,6 +18,9 @@ Cases and what is timed (nothing else is):
 ``drain``
     a queue of *n* messages (filled first, untimed) delivered until empty by
     the package's own queue processor.
+``direct``
+    *n* messages, each sent in its own committed transaction by the
+    package's direct delivery (sent in the commit, no queue), to ``--port``.
 ``fill``
     (backlog) write *n* queue files directly, in pyramid_sendmail's format;
     untimed preparation, reported for information.
@@ -516,6 +519,119 @@ def case_drain(args: argparse.Namespace) -> dict:
     }
 
 
+# -- direct delivery -----------------------------------------------------------
+
+
+def _direct_pyramid_sendmail(args: argparse.Namespace) -> Callable[[int], None]:
+    from pyramid.config import Configurator
+
+    from pyramid_sendmail import Message, get_mailer
+
+    settings = {"mail.host": "127.0.0.1", "mail.port": str(args.port), "mail.timeout": "30"}
+    if args.tls:
+        settings.update(
+            {
+                "mail.tls": "true",
+                "mail.username": payload.USERNAME,
+                "mail.password": payload.PASSWORD,
+                "mail.cafile": args.cafile,
+            }
+        )
+    if args.variant.endswith("-nopool"):
+        settings["mail.pool_size"] = "0"
+    config = Configurator(settings=settings)
+    config.include("pyramid_sendmail")
+    config.commit()
+    return _send_in_transactions(get_mailer(config.registry), Message)
+
+
+def _direct_pyramid_mailer(args: argparse.Namespace) -> Callable[[int], None]:
+    # pyramid_mailer's Mailer.send: repoze.sendmail's direct delivery, which
+    # opens a connection per message (and, like repoze.sendmail's queue
+    # processor, calls starttls() without a context: not verified).
+    from pyramid_mailer.mailer import Mailer
+    from pyramid_mailer.message import Message
+
+    mailer = Mailer(
+        host="127.0.0.1",
+        port=args.port,
+        username=payload.USERNAME if args.tls else None,
+        password=payload.PASSWORD if args.tls else None,
+        tls=args.tls,
+    )
+    return _send_in_transactions(mailer, Message)
+
+
+def _send_in_transactions(mailer: Any, message_class: Any) -> Callable[[int], None]:
+    import transaction
+
+    def send(i: int) -> None:
+        with transaction.manager:
+            mailer.send(
+                message_class(
+                    subject=payload.SUBJECT,
+                    sender=payload.SENDER,
+                    recipients=[payload.RECIPIENT],
+                    body=payload.BODY,
+                )
+            )
+
+    return send
+
+
+def _direct_zope(args: argparse.Namespace) -> Callable[[int], None]:
+    import transaction
+    from zope.sendmail.delivery import DirectMailDelivery
+    from zope.sendmail.mailer import SMTPMailer
+
+    mailer = SMTPMailer(
+        "127.0.0.1",
+        args.port,
+        payload.USERNAME if args.tls else None,
+        payload.PASSWORD if args.tls else None,
+        False,
+        args.tls,
+    )
+    delivery = DirectMailDelivery(mailer)
+
+    def send(i: int) -> None:
+        with transaction.manager:
+            delivery.send(
+                payload.SENDER, [payload.RECIPIENT], _email_message().as_bytes(policy=SMTP)
+            )
+
+    return send
+
+
+DIRECT = {
+    "pyramid_sendmail": _direct_pyramid_sendmail,
+    "pyramid_sendmail-nopool": _direct_pyramid_sendmail,
+    "pyramid_mailer": _direct_pyramid_mailer,
+    "zope.sendmail": _direct_zope,
+}
+
+
+def case_direct(args: argparse.Namespace) -> dict:
+    send = DIRECT[args.variant](args)
+    times = []
+    with _Profile(args.profile):
+        started = time.perf_counter()
+        for i in range(args.n):
+            begun = time.perf_counter()
+            send(i)
+            times.append(time.perf_counter() - begun)
+        elapsed = time.perf_counter() - started
+    times.sort()
+    return {
+        "n": args.n,
+        "seconds": elapsed,
+        "rate": args.n / elapsed,
+        "left": 0,
+        # A warm request: the median commit, past the first connection.
+        "median_ms": 1000 * times[len(times) // 2],
+    }
+
+
 # -- backlog helpers -----------------------------------------------------------
 
 
@@ -537,6 +653,7 @@ CASES = {
     "enqueue-paired": case_enqueue_paired,
     "request": case_request,
     "drain": case_drain,
+    "direct": case_direct,
     "fill": case_fill,
     "status": case_status,
 }
