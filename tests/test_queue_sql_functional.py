@@ -274,3 +274,14 @@ def test_the_processor_thread_delivers_right_after_the_commit(
 
     assert [str(message_from_bytes(m.data)["Subject"]) for m in smtp_server.messages] == ["woken"]
     assert subjects(database) == []
+
+
+def test_send_to_queue_immediately_writes_a_row_outside_any_transaction(
+    app: webtest.TestApp, database: sa.Engine
+) -> None:
+    message_id = get_mailer(app.app.registry).send_to_queue_immediately(mail("right now"))
+
+    assert subjects(database) == ["right now"]
+    with database.connect() as connection:
+        stored = connection.execute(sa.select(queue_table.c.message_id)).scalar_one()
+    assert stored == message_id
