@@ -37,6 +37,7 @@ from ..exceptions import CorruptEntry, QueueError, UnknownEntry
 from ..interfaces import IMailQueue
 from ..message import Envelope
 from .entry import STATES, QueueEntry, QueueStatus
+from .sql_notify import Listener, announce
 from .sql_schema import check as check_schema
 from .sql_schema import failed_table, queue_table
 
@@ -44,8 +45,6 @@ __all__ = ["QueueDatabaseError", "SQLQueue", "display_url"]
 
 log = logging.getLogger(__name__)
 
-#: The PostgreSQL channel of ``mail.queue_notify``.
-CHANNEL = "pyramid_sendmail_mail_queue"
 _Q = queue_table.c
 _F = failed_table.c
 #: What a claim reads of each row.
@@ -148,8 +147,7 @@ class SQLQueue:
         #: ``on_notify`` (the processor's wake-up) for each one.
         self.notify = notify
         self.on_notify: Callable[[], None] | None = None
-        self._listener: threading.Thread | None = None
-        self._listening = threading.Event()
+        self._listener: Listener | None = None
 
     def __repr__(self) -> str:
         return f"<SQLQueue {display_url(self.url)}>"
@@ -228,7 +226,8 @@ class SQLQueue:
         The queue can be used again: it reconnects when needed.
         """
         self._closed.set()
-        self._listening.set()
+        if self._listener is not None:
+            self._listener.stop()
         self.release()
         if self._engine is not None and self._pid == os.getpid():
             self._engine.dispose()
@@ -514,52 +513,19 @@ class SQLQueue:
 
     def announce(self) -> None:
         """Tell listening processors that mail was committed (a NOTIFY on the
-        queue's own connection, in a transaction of its own); never raises."""
-        if not self.notify:
-            return
-        try:
-            with self.engine.connect() as connection:
-                connection.exec_driver_sql(f"NOTIFY {CHANNEL}")
-                connection.commit()
-        except Exception:
-            log.warning("could not announce new mail with NOTIFY", exc_info=True)
+        queue's own connection); nothing without *notify*. Never raises."""
+        if self.notify:
+            announce(self.engine)
 
     def _start_listener(self) -> None:
         with self._lock:
             if not self.notify or self.on_notify is None:
                 return
-            if self._listener is not None and self._listener.is_alive():
-                return
-            self._listening = threading.Event()
-            self._listener = threading.Thread(
-                target=self._listen_forever,
-                args=(self._listening,),
-                name=f"psendmail-listen-{self.location}",
-                daemon=True,
-            )
-            self._listener.start()
-
-    def _listen_forever(self, stopped: threading.Event) -> None:
-        import psycopg
-
-        # A connection of its own, outside the pool: LISTEN is session state
-        # (which is why it cannot go through a transaction-pooling PgBouncer).
-        conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        while not stopped.is_set():
-            try:
-                with psycopg.connect(conninfo, autocommit=True) as connection:
-                    connection.execute(f"LISTEN {CHANNEL}")
-                    # Whatever was announced while nobody listened.
-                    self._notified()
-                    while not stopped.is_set():
-                        for _ in connection.notifies(timeout=1.0):
-                            self._notified()
-            except Exception:
-                log.warning(
-                    "listening for new mail failed; polling until it works again",
-                    exc_info=True,
+            if self._listener is None:
+                self._listener = Listener(
+                    self.url, self._notified, name=f"psendmail-listen-{self.location}"
                 )
-                stopped.wait(5.0)
+            self._listener.start()
 
     def _notified(self) -> None:
         callback = self.on_notify
