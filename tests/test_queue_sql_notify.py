@@ -112,3 +112,40 @@ def test_notify_is_accepted_for_postgresql() -> None:
     )
 
     assert settings.queue_notify is True
+
+
+def test_the_composition_root_wires_mail_queue_notify(
+    engine: sa.Engine, smtp_server: Any
+) -> None:
+    from pyramid_sendmail.components import build_components
+
+    settings = parse_settings(
+        {
+            "mail.queue": "sql",
+            "mail.queue_notify": "true",
+            "mail.queue_interval": "600",
+            "mail.host": smtp_server.host,
+            "mail.port": str(smtp_server.port),
+            "sqlalchemy.url": engine.url.render_as_string(False),
+        }
+    )
+    # Two builds, as in psendmail on one machine and the application on another.
+    processing = build_components(settings)
+    application = build_components(settings)
+    assert processing.processor is not None and application.queued_delivery is not None
+    runner = threading.Thread(target=processing.processor.run, args=(600.0,))
+    runner.start()
+    try:
+        assert wait_for(lambda: listening(engine), 10, 0.05)
+        manager = transaction.TransactionManager(explicit=True)
+        session = get_tm_session(get_session_factory(engine), manager)
+        with manager:
+            application.queued_delivery.send(  # type: ignore[call-arg]
+                prepare(mail("wired")), manager, None, session
+            )
+        assert wait_for(lambda: bool(smtp_server.messages), 5, 0.02)
+    finally:
+        processing.processor.stop()
+        runner.join(10)
+        processing.queued_delivery.queue.close()  # type: ignore[union-attr]
+        application.queued_delivery.queue.close()
