@@ -1,7 +1,9 @@
 """``psendmail CONFIG_URI [command]``: run and inspect the mail queue.
 
-Exit codes: 0 success, 1 the command failed (a message names why), 2 bad
-usage or configuration.
+Exit codes (:data:`EXIT_CODES`): 0 success, 1 the command failed (a message
+names why; for ``run --once``: some mail failed for good), 2 bad usage or
+configuration, 75 (``EX_TEMPFAIL``) ``run --once`` deferred mail or found the
+relay down: run again later.
 """
 
 from __future__ import annotations
@@ -40,7 +42,22 @@ from .supervisor import (
     serve_in_processes,
 )
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "EXIT_FAILED", "EXIT_OK", "EXIT_TEMPFAIL", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0
+#: The command failed; for ``run --once``: some mail failed for good.
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+#: ``run --once`` deferred mail or found the relay down (sysexits' EX_TEMPFAIL).
+EXIT_TEMPFAIL = 75
+EXIT_CODES = {
+    EXIT_OK: "success (run --once: every message due was sent, or none was due)",
+    EXIT_FAILED: "the command failed (run --once: some mail failed for good, see 'failed')",
+    EXIT_USAGE: "bad usage or configuration",
+    EXIT_TEMPFAIL: "run --once deferred mail or the relay was down: try again later",
+}
+#: The commands that only look at the queue: they never create its folder.
+_INSPECTING = ("status", "failed", "retry")
 
 # Named explicitly: under ``python -m`` __name__ would be "__main__".
 log = logging.getLogger("pyramid_sendmail.cli")
@@ -56,16 +73,39 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     parser = _parser()
     args = parser.parse_args(argv)
+    from plaster.exceptions import PlasterError
+
     try:
         return _dispatch(args, out)
     except STARTUP_ERRORS as exc:
         print(f"psendmail: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except PlasterError as exc:
+        print(f"psendmail: cannot read {args.config_uri} as an INI file: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except _MissingQueue as exc:
+        print(f"psendmail: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (``psendmail status | head``): say nothing,
+        # and keep Python from reporting the pipe again when it flushes.
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+class _MissingQueue(Exception):
+    """An inspecting command was pointed at a queue folder that does not exist."""
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="psendmail", description="Deliver and inspect pyramid_sendmail's mail queue."
+        prog="psendmail",
+        description="Deliver and inspect pyramid_sendmail's mail queue.",
+        epilog="exit codes:\n"
+        + "\n".join(f"  {code:<3} {meaning}" for code, meaning in EXIT_CODES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config_uri", help="the application's INI file, e.g. production.ini")
     parser.add_argument("--app-name", default="main", help="the app section (default: main)")
@@ -118,7 +158,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         return _send_test(values, settings, args.address, out)
     if command == "sql":
         return sql_command(values, args.config_uri, args.action, args.dialect, out)
-    queue = _open_queue(values, args.config_uri)
+    queue = _open_queue(values, args.config_uri, create=command not in _INSPECTING)
     try:
         return _queue_command(command, args, values, settings, queue, out)
     finally:
@@ -154,12 +194,18 @@ def _queue_command(
     return run_forever(make_processor(), values.queue_interval)
 
 
-def _open_queue(values: MailSettings, config_uri: str) -> IMailQueue:
+def _open_queue(values: MailSettings, config_uri: str, create: bool = True) -> IMailQueue:
     if values.queue == "sql":
         queue: IMailQueue = open_sql_queue(values, config_uri)
         return queue
     if not values.queue_path:
         raise ConfigurationError(f"mail.queue_path is not set in {config_uri}")
+    if not create and not os.path.exists(values.queue_path):
+        # Creating it would report a healthy empty queue for a mistyped path.
+        raise _MissingQueue(
+            f"the mail queue folder {values.queue_path!r} (mail.queue_path in "
+            f"{config_uri}) does not exist; the application or 'psendmail run' creates it"
+        )
     return open_configured_queue(values.queue_path, values.claim_timeout)
 
 
@@ -238,8 +284,12 @@ def _run_once(
             "their messages wait for the claim timeout",
             file=sys.stderr,
         )
-        return 1
-    return 0
+        return EXIT_FAILED
+    if result.counts["failed"]:
+        return EXIT_FAILED
+    if result.relay_was_down or result.counts["deferred"]:
+        return EXIT_TEMPFAIL
+    return EXIT_OK
 
 
 def _read_settings(config_uri: str, name: str) -> Any:

@@ -412,7 +412,8 @@ def test_run_once_with_the_relay_down_keeps_the_mail(psendmail: Psendmail) -> No
 
     code, _ = psendmail("run", "--once")
 
-    assert code == 0
+    # 75 (EX_TEMPFAIL): a cron job can tell "try later" from success.
+    assert code == 75
     assert len(psendmail.files("new")) == 1
     assert psendmail.files("failed") == []
 
@@ -590,3 +591,80 @@ def test_failed_shows_an_unreadable_file_with_the_reason(psendmail: Psendmail) -
     assert code == 0
     assert f"{name}  (unreadable)" in out
     assert "corrupt queue file" in out
+
+
+# -- the front door ---------------------------------------------------------
+
+
+def test_run_once_exits_1_when_mail_failed_for_good(psendmail: Psendmail, smtp_server: Any) -> None:
+    from smtpserver import Faults
+
+    smtp_server.faults = Faults(rcpt={"bob@example.org": "550 5.1.1 No such user"})
+    psendmail.queue.add(envelope())
+
+    code, out = psendmail("--no-app", "run", "--once")
+
+    assert code == 1, out
+    assert len(psendmail.files("failed")) == 1
+
+
+def test_run_once_exits_75_when_mail_was_deferred(psendmail: Psendmail, smtp_server: Any) -> None:
+    from smtpserver import Faults
+
+    smtp_server.faults = Faults(rcpt={"bob@example.org": "451 4.3.0 Try again later"})
+    psendmail.queue.add(envelope())
+
+    code, out = psendmail("--no-app", "run", "--once")
+
+    assert code == 75, out
+
+
+def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "exit codes:" in text
+    assert "75" in text and "try again later" in text
+
+
+@pytest.mark.parametrize("command", [["status"], ["failed"], ["retry", "--all"]])
+def test_inspecting_a_missing_queue_folder_says_so_and_creates_nothing(
+    tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = tmp_path / "app.ini"
+    ini.write_text(SETTINGS_INI.format(port=25, extra="").replace("/queue", "/qeueu"))
+
+    code = main([str(ini), *command], out=io.StringIO())
+
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "qeueu" in err and "mail.queue_path" in err
+    assert not (tmp_path / "qeueu").exists()
+
+
+def test_a_file_that_is_not_an_ini_file_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = tmp_path / "README.rst"
+    readme.write_text("Hello\n=====\n")
+
+    code = main([str(readme), "status"], out=io.StringIO())
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("psendmail: cannot read ") and "README.rst" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_that_goes_away_is_no_traceback(
+    psendmail: Psendmail, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main([str(psendmail.ini), "status", "--json"], out=_ClosedPipe())
+
+    assert code == 1
+    assert capsys.readouterr().err == ""
