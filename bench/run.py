@@ -58,6 +58,7 @@ PSM = "pyramid_sendmail"
 # psendmail with mail.queue_processes = one per core of these machines.
 PROCESSES = 2
 PSM_PROCESSES = f"{PSM} -p{PROCESSES}"
+BASELINE = f"{PSM} baseline"
 PSM_PROCESSES_LABEL = f"{PSM}, {PROCESSES} processes (mail.queue_processes)"
 PAIRED = "paired"
 PAIRED_LABEL = f"{PSM}, paired with the raw loop in one process"
@@ -226,7 +227,9 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> str:
     return proc.stdout.readline().strip()
 
 
-def run_worker(python: str, args: list[str], timeout: float) -> dict:
+def run_worker(
+    python: str, args: list[str], timeout: float, env: dict[str, str] | None = None
+) -> dict:
     """Run cases.py in a fresh process; return its JSON result or the error."""
     started = time.perf_counter()
     try:
@@ -236,6 +239,7 @@ def run_worker(python: str, args: list[str], timeout: float) -> dict:
             text=True,
             timeout=timeout,
             cwd=BENCH,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f}s"}
@@ -359,8 +363,24 @@ class Bench:
     def fresh_dir(self, label: str) -> str:
         return tempfile.mkdtemp(prefix=re.sub(r"\W+", "-", label) + "-", dir=self.work) + "/q"
 
-    def worker(self, *args: str, timeout: float | None = None) -> dict:
-        return run_worker(self.python, list(args), timeout or self.timeout)
+    def worker(
+        self, *args: str, timeout: float | None = None, env: dict[str, str] | None = None
+    ) -> dict:
+        return run_worker(self.python, list(args), timeout or self.timeout, env)
+
+    def psm_variants(self) -> list[tuple[str, str, dict[str, str] | None]]:
+        """pyramid_sendmail's drain rows: this checkout, and ``--baseline``'s if given.
+
+        The baseline's package comes first on ``PYTHONPATH``, ahead of the
+        editable install of this checkout; the rest of the environment is
+        shared, so the two rows differ only in pyramid_sendmail's code.
+        """
+        variants: list[tuple[str, str, dict[str, str] | None]] = [(PSM, PSM, None)]
+        baseline = self.options.baseline
+        if baseline:
+            env = dict(os.environ, PYTHONPATH=baseline)
+            variants.append((BASELINE, f"{PSM}, baseline ({Path(baseline).name})", env))
+        return variants
 
     @contextmanager
     def loopback_sink(self) -> Iterator[Server]:
@@ -409,16 +429,22 @@ class Bench:
     # -- drain on loopback
     def add_drain(self) -> None:
         n = self.sizes["drain"]
-        packages = [(PSM, PSM, 1), (PSM_PROCESSES, PSM_PROCESSES_LABEL, PROCESSES)]
+        packages = [(v, label, 1, env) for v, label, env in self.psm_variants()]
+        packages.append((PSM_PROCESSES, PSM_PROCESSES_LABEL, PROCESSES, None))
         if not self.options.quick:
-            packages += [(v, v, 1) for v in ("repoze.sendmail", "zope.sendmail")]
-        for variant, label, processes in packages:
+            packages += [(v, v, 1, None) for v in ("repoze.sendmail", "zope.sendmail")]
+        for variant, label, processes, env in packages:
 
-            def measure(repeat: int, variant: str = variant, processes: int = processes) -> dict:
+            def measure(
+                repeat: int,
+                variant: str = variant,
+                processes: int = processes,
+                env: dict[str, str] | None = env,
+            ) -> dict:
                 with self.loopback_sink() as sink:
                     result = self.worker(
                         "drain",
-                        PSM if variant == PSM_PROCESSES else variant,
+                        PSM if variant in (PSM_PROCESSES, BASELINE) else variant,
                         "--dir",
                         self.fresh_dir(f"drain-{variant}"),
                         "--n",
@@ -427,6 +453,7 @@ class Bench:
                         str(sink.port),
                         "--processes",
                         str(processes),
+                        env=env,
                     )
                 result["server"] = sink.counters
                 return result
@@ -487,14 +514,18 @@ class Bench:
 
     def add_drain_far(self) -> None:
         n = self.sizes["drain-far"]
-        packages = [PSM] if self.options.quick else [PSM, "repoze.sendmail", "zope.sendmail"]
-        for variant in packages:
+        packages = self.psm_variants()
+        if not self.options.quick:
+            packages += [(v, v, None) for v in ("repoze.sendmail", "zope.sendmail")]
+        for variant, label, env in packages:
 
-            def measure(repeat: int, variant: str = variant) -> dict:
+            def measure(
+                repeat: int, variant: str = variant, env: dict[str, str] | None = env
+            ) -> dict:
                 with self.far_link() as (sink, proxy):
                     result = self.worker(
                         "drain",
-                        variant,
+                        PSM if variant == BASELINE else variant,
                         "--dir",
                         self.fresh_dir(f"far-{variant}"),
                         "--n",
@@ -504,12 +535,13 @@ class Bench:
                         "--tls",
                         "--cafile",
                         self.far_cafile,
+                        env=env,
                     )
                 result["server"] = sink.counters
                 result["proxy"] = proxy.counters
                 return result
 
-            self.rows.append(Row("drain-far", variant, variant, measure))
+            self.rows.append(Row("drain-far", variant, label, measure))
         if self.have_postfix:
             for sessions, reuse in ((1, False), (1, True), (4, False), (4, True)):
                 variant = f"smtp-source -s {sessions}" + (" -d" if reuse else "")
@@ -1093,6 +1125,12 @@ def main(argv: list[str] | None = None) -> int:
         help="act as if smtp-sink and smtp-source were missing (tests that path)",
     )
     parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also drain with the pyramid_sendmail package found in DIR (e.g. an exported "
+        "older commit), interleaved with this checkout's, in the drain and drain-far cases",
+    )
+    parser.add_argument(
         "--profile",
         metavar="CASE[:VARIANT]",
         help="run one measurement under cProfile and print the top functions",
@@ -1101,6 +1139,10 @@ def main(argv: list[str] | None = None) -> int:
     if options.render:
         print(render(options.render))
         return 0
+    if options.baseline:
+        options.baseline = os.path.abspath(options.baseline)
+        if not os.path.isdir(os.path.join(options.baseline, "pyramid_sendmail")):
+            parser.error(f"--baseline {options.baseline} holds no pyramid_sendmail package")
     options.cases = [c.strip() for c in options.cases.split(",") if c.strip()]
     unknown = set(options.cases) - set(CASE_NAMES)
     if unknown:
@@ -1136,6 +1178,8 @@ def main(argv: list[str] | None = None) -> int:
             profile(bench, options.profile)
             return 0
         found = versions(python, bench.have_postfix)
+        if options.baseline:
+            found["baseline"] = options.baseline
         print("versions: " + ", ".join(f"{k} {v}" for k, v in found.items()), flush=True)
         bench.run()
         text, data = report(bench, found, time.perf_counter() - started)

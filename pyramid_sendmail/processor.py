@@ -24,9 +24,6 @@ from .settings import MailSettings
 __all__ = [
     "HOUSEKEEPING",
     "OUTCOMES",
-    "PROBE_MESSAGES",
-    "PROBE_SECONDS",
-    "WAITING_SHARE",
     "QueueProcessor",
 ]
 
@@ -38,14 +35,6 @@ OUTCOMES = ("sent", "deferred", "failed")
 #: What the queue tidied up in a pass, counted in :attr:`QueueProcessor.last_pass`
 #: too: unreadable messages set aside and stale claims recovered.
 HOUSEKEEPING = ("set_aside", "recovered")
-#: The first worker of a pass gets company when it spends more than this
-#: share of its time waiting for the relay; a worker that is mostly busy
-#: itself would only contend with the others for the interpreter lock.
-WAITING_SHARE = 0.5
-#: The first worker works alone for this many messages, or seconds, before
-#: that is judged; one that has not sent them in that time is waiting.
-PROBE_MESSAGES = 16
-PROBE_SECONDS = 0.02
 
 
 @implementer(IMailQueueProcessor)
@@ -53,10 +42,8 @@ class QueueProcessor:
     """Deliver a queue's due messages through a mailer.
 
     Each of up to *workers* threads keeps one mailer session (one SMTP
-    connection) for up to *batch_size* messages. A pass starts with one; the
-    others join it when it spends most of its time waiting for the relay (a
-    distant relay), not when the relay answers at once (more threads would
-    then slow it down). A message is claimed just before it is sent, so a
+    connection) for up to *batch_size* messages; a pass starts them all
+    (fewer when fewer messages are due). A message is claimed just before it is sent, so a
     claim lasts one send. Temporary failures are deferred by the
     message's age clamped between *retry_min* and *retry_max* seconds, until
     it is *max_age* old; permanent failures go to ``failed/``. *notify*
@@ -191,31 +178,24 @@ class QueueProcessor:
         self._relay_down.clear()
         feed = _SharedFeed(names)
         counter = _Counter(before, before + len(names), progress)
-        helpers: list[threading.Thread] = []
-
-        def start_helpers() -> None:
-            for i in range(1, min(self.workers, len(names))):
-                thread = threading.Thread(
-                    target=self._work, args=(feed, counter), name=f"psendmail-worker-{i}"
-                )
-                thread.start()
-                helpers.append(thread)
-
-        probe = _Probe(start_helpers) if self.workers > 1 and len(names) > 1 else None
-        # The calling thread is the first worker; the probe starts helpers.
+        # The calling thread is the first worker; the others join it at once.
+        helpers = [
+            threading.Thread(target=self._work, args=(feed, counter), name=f"psendmail-worker-{i}")
+            for i in range(1, min(self.workers, len(names)))
+        ]
+        for thread in helpers:
+            thread.start()
         try:
-            self._work(feed, counter, probe)
+            self._work(feed, counter)
         finally:
-            if probe is not None:
-                probe.cancel()
             for thread in helpers:
                 thread.join()
         return counter.value - before
 
-    def _work(self, feed: _SharedFeed, counter: _Counter, probe: _Probe | None = None) -> None:
+    def _work(self, feed: _SharedFeed, counter: _Counter) -> None:
         """One worker: a session per :attr:`batch_size` messages, until the feed is dry."""
         claims = self._claims(feed)
-        report = functools.partial(self._report, counter, probe)
+        report = functools.partial(self._report, counter)
         while True:
             batch = _Batch(claims, self.batch_size)
             with self.mailer.session() as session:
@@ -226,7 +206,6 @@ class QueueProcessor:
     def _report(
         self,
         counter: _Counter,
-        probe: _Probe | None,
         token: tuple[QueueEntry, float],
         outcome: SendResult | MailDeliveryError,
     ) -> None:
@@ -239,8 +218,6 @@ class QueueProcessor:
             # the claim times out and the message is tried again.
             log.exception("could not settle queued mail %s", entry.name)
         counter.add()
-        if probe is not None:
-            probe.sent_one()
 
     def _claims(self, feed: _SharedFeed) -> Iterator[QueueEntry]:
         for name in feed:
@@ -358,57 +335,6 @@ def _error_text(
     if not replies:
         return str(error)
     return "refused: " + "; ".join(replies)
-
-
-class _Probe:
-    """Times the first worker alone, then starts the others if it mostly waits.
-
-    After :data:`PROBE_MESSAGES` messages, it judges by the share of the
-    worker's time spent off the CPU; if the worker has not sent that many
-    after :data:`PROBE_SECONDS` (a distant relay: connecting alone takes
-    several round trips), a timer starts the others at once.
-    """
-
-    def __init__(self, start_helpers: Callable[[], None]) -> None:
-        self._start_helpers = start_helpers
-        self._lock = threading.Lock()
-        self.decided = False
-        self.count = 0
-        self.cpu = time.thread_time()
-        self.wall = time.monotonic()
-        self._timer = threading.Timer(PROBE_SECONDS, self._slow)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def sent_one(self) -> None:
-        """Called by the first worker after each message."""
-        if self.decided:
-            return
-        self.count += 1
-        if self.count < PROBE_MESSAGES:
-            return
-        wall = time.monotonic() - self.wall
-        busy = time.thread_time() - self.cpu
-        waiting = 1.0 - busy / wall if wall > 0 else 0.0
-        log.debug("first worker waited for the relay %.0f%% of %.3fs", 100 * waiting, wall)
-        self._decide(waiting > WAITING_SHARE)
-
-    def cancel(self) -> None:
-        """The first worker is done: no helpers from now on."""
-        self._decide(False)
-
-    def _slow(self) -> None:
-        self._decide(True)
-
-    def _decide(self, helpers: bool) -> None:
-        # Under the lock: cancel() returns only once the helpers are started.
-        with self._lock:
-            if self.decided:
-                return
-            self.decided = True
-            self._timer.cancel()
-            if helpers:
-                self._start_helpers()
 
 
 class _Batch:
