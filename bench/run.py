@@ -431,7 +431,7 @@ class Bench:
         n = self.sizes["drain"]
         packages = [(v, label, 1, env) for v, label, env in self.psm_variants()]
         packages.append((PSM_PROCESSES, PSM_PROCESSES_LABEL, PROCESSES, None))
-        if not self.options.quick:
+        if not (self.options.quick or self.options.only_psm):
             packages += [(v, v, 1, None) for v in ("repoze.sendmail", "zope.sendmail")]
         for variant, label, processes, env in packages:
 
@@ -459,7 +459,7 @@ class Bench:
                 return result
 
             self.rows.append(Row("drain", variant, label, measure))
-        if self.have_postfix:
+        if self.have_postfix and not self.options.only_psm:
             for sessions, reuse in ((1, False), (1, True), (4, False), (4, True)):
                 variant = f"smtp-source -s {sessions}" + (" -d" if reuse else "")
                 label = f"smtp-source, {sessions} session{'s' if sessions > 1 else ''}, " + (
@@ -515,7 +515,7 @@ class Bench:
     def add_drain_far(self) -> None:
         n = self.sizes["drain-far"]
         packages = self.psm_variants()
-        if not self.options.quick:
+        if not (self.options.quick or self.options.only_psm):
             packages += [(v, v, None) for v in ("repoze.sendmail", "zope.sendmail")]
         for variant, label, env in packages:
 
@@ -542,7 +542,7 @@ class Bench:
                 return result
 
             self.rows.append(Row("drain-far", variant, label, measure))
-        if self.have_postfix:
+        if self.have_postfix and not self.options.only_psm:
             for sessions, reuse in ((1, False), (1, True), (4, False), (4, True)):
                 variant = f"smtp-source -s {sessions}" + (" -d" if reuse else "")
                 label = (
@@ -1129,6 +1129,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="also drain with the pyramid_sendmail package found in DIR (e.g. an exported "
         "older commit), interleaved with this checkout's, in the drain and drain-far cases",
+    )
+    parser.add_argument(
+        "--only-psm",
+        action="store_true",
+        help="drain and drain-far: pyramid_sendmail's rows only (and --baseline's), "
+        "without the other packages and smtp-source",
     )
     parser.add_argument(
         "--profile",
