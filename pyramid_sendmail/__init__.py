@@ -23,6 +23,8 @@ from .exceptions import (
 )
 from .mailers import ConsoleMailer, FileMailer, SendmailMailer, SMTPMailer
 from .message import Attachment, Envelope, Message
+from .processor import QueueProcessor
+from .processor_thread import QueueProcessorThread
 from .queue import MaildirQueue, QueueEntry
 from .results import SendResult, SMTPReply
 from .templates import Embedder, render_message
@@ -44,6 +46,8 @@ __all__ = [
     "Message",
     "QueueEntry",
     "QueueError",
+    "QueueProcessor",
+    "QueueProcessorThread",
     "QueueUnavailable",
     "QueuedMailDelivery",
     "RelayUnavailable",

@@ -38,6 +38,7 @@ __all__ = [
     "build_sql_queue",
     "mailer_factory",
     "open_configured_queue",
+    "register_components",
 ]
 
 #: The ``mail.mailer`` kinds that are not dotted names.
@@ -254,3 +255,14 @@ def _resolve_session_of(name: str | None) -> Callable[[Any], Any] | None:
             f"mail.queue_sql_session {name!r} cannot be imported: {exc}"
         ) from exc
     return resolved
+
+
+def register_components(registry: Any, components: MailComponents) -> None:
+    """Register *components* and its parts as utilities of *registry*."""
+    registry.registerUtility(components, IMailComponents)
+    registry.registerUtility(components.mailer, IMailer)
+    registry.registerUtility(components.delivery, IMailDelivery)
+    if components.queued_delivery is not None:
+        registry.registerUtility(components.queued_delivery, IQueuedMailDelivery)
+    else:
+        registry.unregisterUtility(provided=IQueuedMailDelivery)

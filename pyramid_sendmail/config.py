@@ -17,12 +17,13 @@ from .components import (
     IMailComponentsFactory,
     MailComponents,
     build_components,
+    register_components,
 )
-from .interfaces import IMailDelivery, IMailer, IQueuedMailDelivery
+from .interfaces import IMailer
 from .processor_thread import QueueProcessorThread, thread_allowed
 from .settings import MailSettings, parse_settings
 
-__all__ = ["build_and_register", "includeme", "register_components"]
+__all__ = ["build_and_register", "includeme"]
 
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,3 @@ def _start_thread(event: Any) -> None:
     runner = getattr(event.app.registry, "mail_queue_processor", None)
     if runner is not None and thread_allowed():
         runner.start()
-
-
-def register_components(registry: Any, components: MailComponents) -> None:
-    """Register *components* and its parts as utilities of *registry*."""
-    registry.registerUtility(components, IMailComponents)
-    registry.registerUtility(components.mailer, IMailer)
-    registry.registerUtility(components.delivery, IMailDelivery)
-    if components.queued_delivery is not None:
-        registry.registerUtility(components.queued_delivery, IQueuedMailDelivery)
-    else:
-        registry.unregisterUtility(provided=IQueuedMailDelivery)

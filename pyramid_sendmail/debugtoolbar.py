@@ -27,7 +27,9 @@ _ROUTE = "pyramid_sendmail.devtools."
 _TROUBLE = frozenset([DISCARDED, FAILED, DEFERRED])
 
 
-class MailPanel(DebugPanel):
+# pyramid_debugtoolbar ships no type hints, so DebugPanel is Any to mypy:
+# subclassing it is the toolbar's one extension point, hence the ignore.
+class MailPanel(DebugPanel):  # type: ignore[misc]
     """The messages of one request, with what became of them."""
 
     name = "pyramid_sendmail"
@@ -61,7 +63,7 @@ class MailPanel(DebugPanel):
         return "progress-bar-warning" if trouble else ""
 
 
-class MailPreviewsPanel(DebugPanel):
+class MailPreviewsPanel(DebugPanel):  # type: ignore[misc]  # untyped base, as above
     """The application's mail previews and its queue's status."""
 
     name = "pyramid_sendmail_previews"

@@ -28,6 +28,15 @@ from .mailers.session import Session
 from .message import Envelope
 from .results import SendResult
 
+__all__ = [
+    "DirectMailDelivery",
+    "QueuedMailDelivery",
+    "deliver_now",
+    "describe",
+    "log_attempt",
+    "send_now",
+]
+
 log = logging.getLogger(__name__)
 
 _JOINABLE = ("Active", "Doomed")

@@ -22,6 +22,19 @@ from zope.interface import implementer
 from .interfaces import IMailDeferredEvent, IMailErrorEvent, IMailEvent, IMailSentEvent
 from .message import Envelope
 
+__all__ = [
+    "EventSink",
+    "MailDeferred",
+    "MailEvent",
+    "MailFailed",
+    "MailSent",
+    "event_tween_factory",
+    "notify_in_transaction",
+    "notify_with_registry",
+    "request_event_sink",
+    "thread_event_sink",
+]
+
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[IMailEvent], None]
@@ -106,7 +119,7 @@ def notify_in_transaction(
 
 def request_event_sink(request: Any) -> EventSink:
     """Return a sink that keeps events on *request* for :func:`event_tween`."""
-    buffer = request.environ.setdefault(_BUFFER_KEY, [])
+    buffer: list[IMailEvent] = request.environ.setdefault(_BUFFER_KEY, [])
     return buffer.append
 
 

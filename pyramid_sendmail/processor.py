@@ -179,6 +179,8 @@ class QueueProcessor:
         feed = _SharedFeed(names)
         counter = _Counter(before, before + len(names), progress)
         # The calling thread is the first worker; the others join it at once.
+        # Until 0.1 a CPU-time probe held them back while the relay answered
+        # fast; it measured no faster (bench/results/20261202-061754.txt).
         helpers = [
             threading.Thread(target=self._work, args=(feed, counter), name=f"psendmail-worker-{i}")
             for i in range(1, min(self.workers, len(names)))

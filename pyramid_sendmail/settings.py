@@ -334,11 +334,10 @@ class MailSettings:
         _positive_int,
         4,
         "integer",
-        "The most connections (threads) one processor delivers over at once. A "
-        "pass starts with one and opens the others when it spends most of its "
-        "time waiting for the relay: they hide the round trips to a distant "
-        "relay, and against a relay that answers at once they would only slow "
-        "it down.",
+        "The connections (threads) one processor delivers over at once, fewer "
+        "when fewer messages are due: they hide the round trips to a distant "
+        "relay. Against a relay that answers at once, more processes "
+        "(``mail.queue_processes``) help where more threads do not.",
     )
     queue_processes: int = _setting(
         _positive_int,

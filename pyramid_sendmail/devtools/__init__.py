@@ -20,7 +20,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.settings import asbool
 from zope.interface import Interface
 
-from ..components import IMailComponents, MailComponents
+from ..components import IMailComponents, MailComponents, register_components
 from ..interfaces import IMailEvent, IQueuedMailDelivery
 from ..settings import MailSettings
 from .files import MailFolder
@@ -78,7 +78,8 @@ class DevTools:
 
 def get_devtools(registry: Any) -> DevTools | None:
     """The dev tools of *registry*, or None when ``mail.devtools`` is off."""
-    return registry.queryUtility(IDevTools)
+    devtools: DevTools | None = registry.queryUtility(IDevTools)
+    return devtools
 
 
 def message_url(request: Any, message_id: str) -> str | None:
@@ -125,8 +126,6 @@ def include_devtools(config: Configurator, values: MailSettings, setup: MailComp
     )
     inbox = Store()
     recorder = Recorder(inbox, _QueuedDelivery(registry))
-    from ..config import register_components
-
     # A new, frozen set of parts that records; nothing built is changed.
     setup = replace(setup, recorder=recorder)
     register_components(registry, setup)

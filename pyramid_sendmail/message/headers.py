@@ -7,6 +7,7 @@ Everything here is defined once and used by the validation step
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from email import policy
 from email.headerregistry import BaseHeader, HeaderRegistry
 
@@ -18,11 +19,15 @@ __all__ = [
     "RESERVED_PREFIX",
     "SMTP",
     "SMTPUTF8",
+    "HeadersLike",
     "check_field_name",
     "check_header_value",
     "check_not_reserved",
     "check_raw_header_value",
 ]
+
+#: Extra headers: a mapping or ``(name, value)`` pairs.
+HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
 
 #: Headers this package writes into queue files; an application may not.
 RESERVED_PREFIX = "X-Pyramid-Sendmail-"

@@ -14,12 +14,10 @@ from typing import IO, cast
 from ..exceptions import InvalidMessageError
 from .addresses import AddressLike
 from .email_writer import to_email_message
+from .headers import HeadersLike
 from .normalize import read
 
 __all__ = ["Attachment", "HeadersLike", "Message"]
-
-#: Extra headers: a mapping or ``(name, value)`` pairs.
-HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
 class Attachment:

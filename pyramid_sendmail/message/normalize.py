@@ -13,12 +13,12 @@ from __future__ import annotations
 import functools
 import mimetypes
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..exceptions import InvalidMessageError
 from .addresses import (
@@ -32,17 +32,17 @@ from .addresses import (
 from .headers import (
     ADDRESS_HEADERS,
     DEFAULT,
+    HeadersLike,
     check_field_name,
     check_header_value,
     check_not_reserved,
 )
 
-if TYPE_CHECKING:
-    from .model import Attachment, HeadersLike, Message
-
 __all__ = [
+    "AttachmentFields",
     "Draft",
     "HeaderValue",
+    "MessageFields",
     "Part",
     "Text",
     "complete",
@@ -57,6 +57,51 @@ __all__ = [
 HeaderValue = str | tuple[Address, ...]
 
 _header_factory = DEFAULT.header_factory
+
+
+class AttachmentFields(Protocol):
+    """What :func:`read` takes from an attachment: an :class:`~.model.Attachment`.
+
+    A protocol rather than the class, so that the pipeline does not import
+    the builder that calls it (``model`` imports ``normalize``).
+    """
+
+    @property
+    def filename(self) -> str | None: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def disposition(self) -> str | None: ...
+    @property
+    def transfer_encoding(self) -> str | None: ...
+    @property
+    def content_id(self) -> str | None: ...
+    def read(self) -> bytes | str: ...
+
+
+class MessageFields(Protocol):
+    """What :func:`read` takes from a message: a :class:`~.model.Message`."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def sender(self) -> AddressLike | None: ...
+    @property
+    def recipients(self) -> Sequence[AddressLike]: ...
+    @property
+    def cc(self) -> Sequence[AddressLike]: ...
+    @property
+    def bcc(self) -> Sequence[AddressLike]: ...
+    @property
+    def reply_to(self) -> AddressLike | Sequence[AddressLike] | None: ...
+    @property
+    def body(self) -> str | None: ...
+    @property
+    def html(self) -> str | None: ...
+    @property
+    def attachments(self) -> Sequence[AttachmentFields]: ...
+    @property
+    def extra_headers(self) -> HeadersLike: ...
 
 
 @dataclass(slots=True)
@@ -127,7 +172,7 @@ def _text(text: str, subtype: str) -> Text:
     return Text(text, subtype, transfer_encoding(text))
 
 
-def read(message: Message) -> Draft:
+def read(message: MessageFields) -> Draft:
     """Check *message* and return its headers and body, without an envelope."""
     check_header_value("subject", message.subject)
     headers: list[tuple[str, HeaderValue]] = [("Subject", message.subject)]
@@ -181,7 +226,7 @@ def _with_extra_headers(
 
 
 def normalize(
-    message: Message, default_sender: AddressLike | None, redirect_to: str | None
+    message: MessageFields, default_sender: AddressLike | None, redirect_to: str | None
 ) -> Draft:
     """Check *message* and complete it into a :class:`Draft` with its envelope."""
     return complete(read(message), default_sender, redirect_to)
@@ -246,7 +291,7 @@ def complete(draft: Draft, default_sender: AddressLike | None, redirect_to: str 
     return draft
 
 
-def _part(attachment: Attachment, related: bool) -> Part:
+def _part(attachment: AttachmentFields, related: bool) -> Part:
     data = attachment.read()
     if data is None:
         raise InvalidMessageError(f"attachment {attachment.filename!r} has no data")

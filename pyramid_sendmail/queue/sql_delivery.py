@@ -22,6 +22,9 @@ import transaction
 from sqlalchemy.exc import SQLAlchemyError
 from zope.interface import implementer
 
+# Private on purpose: the SQL delivery is the one other delivery that extends
+# the data manager (it writes in the application's session instead of a
+# file), inside this package and tested with it; applications must not.
 from ..delivery import QueuedMailDelivery, _ignore, _MailDataManager
 from ..events import EventSink
 from ..exceptions import SendmailError, TransactionStateError
