@@ -43,8 +43,8 @@ class QueueProcessor:
 
     Each of up to *workers* threads keeps one mailer session (one SMTP
     connection) for up to *batch_size* messages; a pass starts them all
-    (fewer when fewer messages are due). A message is claimed just before it is sent, so a
-    claim lasts one send. Temporary failures are deferred by the
+    (fewer when fewer messages are due). A message is claimed just before it
+    is sent, so a claim lasts one send. Temporary failures are deferred by the
     message's age clamped between *retry_min* and *retry_max* seconds, until
     it is *max_age* old; permanent failures go to ``failed/``. *notify*
     receives each event; by default events are dispatched through

@@ -29,8 +29,6 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     if _KEY in item.stash:
         activate(None)
 
-__all__ = ["mail_outbox"]
-
 
 @pytest.fixture
 def mail_outbox(request: pytest.FixtureRequest) -> Iterator[InMemoryMailer]:
