@@ -227,7 +227,7 @@ def get_mailer(
 
     When the application registered a message-level test double
     (:class:`pyramid_sendmail.testing.DummyMailer`, see
-    :func:`registered_double`), that double is returned, as pyramid_mailer
+    ``registered_double()``), that double is returned, as pyramid_mailer
     returned whatever was registered.
     """
     registry = getattr(request_or_registry, "registry", request_or_registry)
