@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from email.message import EmailMessage
 from typing import Any, cast
 
@@ -15,6 +16,8 @@ from .events import EventSink, request_event_sink, thread_event_sink
 from .exceptions import MailDeliveryError, SendmailError, TransactionStateError
 from .interfaces import IMailer, IMessageMailer, IQueuedMailDelivery, ISQLMailDelivery
 from .message import Envelope, Message, prepare
+from .policies import MailSending, When, has_sending_subscribers, rebuild, schedule_of
+from .queue.entry import NORMAL, Schedule, ScheduledEnvelope
 
 __all__ = ["MessageLike", "RequestMailer", "get_mailer", "registered_double", "request_mailer"]
 
@@ -101,20 +104,51 @@ class RequestMailer:
             )
         return found
 
-    def send(self, message: MessageLike) -> str:
-        """Send *message* if and when the current transaction commits."""
+    def send(
+        self,
+        message: MessageLike,
+        *,
+        send_at: When | None = None,
+        expires_at: When | None = None,
+        priority: str | None = None,
+    ) -> str:
+        """Send *message* if and when the current transaction commits.
+
+        With queued delivery, *send_at* (a datetime, a timedelta from now or
+        a POSIX timestamp) holds it in the queue until then, *expires_at*
+        fails it rather than send it later than that, and *priority*
+        (``high``, ``normal`` or ``low``) orders it among due mail. Direct
+        delivery sends at the commit: *send_at* is then an error (use
+        :meth:`send_to_queue`), and the other two change nothing.
+        """
         parts = self.components
-        envelope = self._prepare(parts, message)
-        message_id = self._deliver(parts, parts.delivery, envelope)
+        queued = IQueuedMailDelivery.providedBy(parts.delivery)
+        schedule = self._schedule(parts.delivery, send_at, expires_at, priority)
+        envelope, event = self._accept(parts, message, "queued" if queued else "direct", schedule)
+        if event is not None and event.cancelled:
+            return envelope.message_id
+        message_id = self._deliver(parts, parts.delivery, _scheduled(envelope, schedule))
         self._record(parts, message, envelope, "send")
         return message_id
 
-    def send_to_queue(self, message: MessageLike) -> str:
-        """Queue *message* if and when the current transaction commits."""
+    def send_to_queue(
+        self,
+        message: MessageLike,
+        *,
+        send_at: When | None = None,
+        expires_at: When | None = None,
+        priority: str | None = None,
+    ) -> str:
+        """Queue *message* if and when the current transaction commits
+        (*send_at*, *expires_at* and *priority* as for :meth:`send`)."""
         parts = self.components
-        envelope = self._prepare(parts, message)
+        delivery = self._queue(parts)
+        schedule = self._schedule(delivery, send_at, expires_at, priority)
+        envelope, event = self._accept(parts, message, "queued", schedule)
+        if event is not None and event.cancelled:
+            return envelope.message_id
         try:
-            message_id = self._deliver(parts, self._queue(parts), envelope)
+            message_id = self._deliver(parts, delivery, _scheduled(envelope, schedule))
         except TransactionStateError as exc:
             raise TransactionStateError(exc.status, "send_to_queue") from None
         self._record(parts, message, envelope, "send_to_queue", queued=True)
@@ -136,7 +170,9 @@ class RequestMailer:
         either way.
         """
         parts = self.components
-        envelope = self._prepare(parts, message)
+        envelope, event = self._accept(parts, message, "immediate", NORMAL)
+        if event is not None and event.cancelled:
+            return envelope.message_id
         self._record(parts, message, envelope, "send_immediately")
         try:
             return send_now(parts.mailer, envelope, self._events)
@@ -147,20 +183,83 @@ class RequestMailer:
             log.warning("mail %s not sent (fail_silently=True): %s", envelope.message_id, exc)
             return None
 
-    def send_to_queue_immediately(self, message: MessageLike) -> str:
+    def send_to_queue_immediately(
+        self,
+        message: MessageLike,
+        *,
+        send_at: When | None = None,
+        expires_at: When | None = None,
+        priority: str | None = None,
+    ) -> str:
         """Write *message* into the queue now, outside any transaction.
 
         For code that runs where no transaction will commit (a script, an
-        after-commit hook). It is as durable as :meth:`send_to_queue`.
+        after-commit hook). It is as durable as :meth:`send_to_queue`;
+        *send_at*, *expires_at* and *priority* are as for :meth:`send`.
         """
         parts = self.components
-        envelope = self._prepare(parts, message)
-        message_id = self._queue(parts).enqueue_now(envelope)
+        delivery = self._queue(parts)
+        schedule = self._schedule(delivery, send_at, expires_at, priority)
+        envelope, event = self._accept(parts, message, "queued", schedule)
+        if event is not None and event.cancelled:
+            return envelope.message_id
+        message_id = delivery.enqueue_now(_scheduled(envelope, schedule))
         self._record(parts, message, envelope, "send_to_queue_immediately", queued=True)
         return message_id
 
+    def _accept(
+        self, parts: MailComponents, message: MessageLike, mode: str, schedule: Schedule
+    ) -> tuple[Envelope, MailSending | None]:
+        """Validate *message*, let MailSending subscribers edit or cancel it,
+        then apply the redirect. A subscriber's exception propagates."""
+        envelope = prepare(message, parts.settings.default_sender)
+        event = None
+        if has_sending_subscribers(self.registry):
+            event = MailSending(
+                envelope.message,
+                envelope.recipients,
+                envelope.message_id,
+                request=self._request,
+                mode=mode,
+                send_at=schedule.send_at,
+                priority=schedule.priority,
+            )
+            self.registry.notify(event)
+            if event.cancelled:
+                reason = event.reason or ""
+                log.info("mail %s cancelled before sending: %s", envelope.message_id, reason)
+                for observer in parts.on_cancel:
+                    observer(message, envelope, reason)
+                return envelope, event
+            envelope = rebuild(envelope, event, parts.settings.default_sender)
+        return parts.redirect(envelope), event
+
     def _prepare(self, parts: MailComponents, message: MessageLike) -> Envelope:
-        return prepare(message, parts.settings.default_sender, parts.settings.redirect_to)
+        """*message* validated and redirected, without the MailSending event."""
+        return parts.redirect(prepare(message, parts.settings.default_sender))
+
+    def _schedule(
+        self,
+        delivery: Any,
+        send_at: When | None,
+        expires_at: When | None,
+        priority: str | None,
+    ) -> Schedule:
+        schedule = schedule_of(send_at, expires_at, priority, time.time())
+        if schedule is NORMAL:
+            return schedule
+        if schedule.send_at is not None and not IQueuedMailDelivery.providedBy(delivery):
+            raise SendmailError(
+                "send_at needs queued delivery: direct delivery sends when the "
+                "transaction commits; use send_to_queue() (with mail.queue_path "
+                "or mail.queue = sql)"
+            )
+        if ISQLMailDelivery.providedBy(delivery):
+            raise SendmailError(
+                "the SQL queue does not carry send_at, expires_at or priority yet; "
+                "use the Maildir queue (mail.queue_path) for scheduled mail"
+            )
+        return schedule
 
     def _record(
         self,
@@ -181,6 +280,11 @@ class RequestMailer:
         if parts.queued_delivery is None:
             raise SendmailError("queuing mail needs mail.queue_path or mail.queue = sql")
         return parts.queued_delivery
+
+
+def _scheduled(envelope: Envelope, schedule: Schedule) -> Envelope:
+    """*envelope* carrying *schedule* to the queue (itself without one)."""
+    return envelope if schedule is NORMAL else ScheduledEnvelope(envelope, schedule)
 
 
 def registered_double(registry: Any) -> Any:

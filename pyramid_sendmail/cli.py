@@ -30,6 +30,7 @@ from .components import (
 from .exceptions import CorruptEntry, SendmailError, UnknownEntry
 from .interfaces import IMailer, IMailQueue
 from .message import Message, prepare
+from .policies import Redirect
 from .processor import HOUSEKEEPING, OUTCOMES, QueueProcessor
 from .processor_thread import without_threads
 from .settings import MailSettings, parse_settings
@@ -411,8 +412,8 @@ def _send_test(values: MailSettings, settings: Mapping[str, Any], address: str, 
             recipients=[address],
             body="This message was sent by `psendmail send-test` to check the mail settings.\n",
         ),
-        redirect_to=values.redirect_to,
     )
+    envelope = Redirect.from_settings(values)(envelope)
     mailer = build_mailer(values, settings)
     try:
         result = mailer.send(envelope.sender, envelope.recipients, envelope.data)

@@ -9,6 +9,8 @@ mailer, the testing include's in-memory one) is used instead of building one.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from .exceptions import QueueUnavailable, SendmailError
 from .interfaces import IMailDelivery, IMailer, IMailQueue, IQueuedMailDelivery
 from .mailers import ConsoleMailer, FileMailer, SendmailMailer, SMTPMailer
 from .message import Envelope
+from .policies import Redirect
 from .processor import QueueProcessor
 from .settings import MailSettings
 
@@ -40,6 +43,8 @@ __all__ = [
     "open_configured_queue",
     "register_components",
 ]
+
+log = logging.getLogger(__name__)
 
 #: The ``mail.mailer`` kinds that are not dotted names.
 BUILT_IN_MAILERS = ("smtp", "sendmail", "file", "console")
@@ -76,6 +81,9 @@ class MailComponents:
     #: message a send method takes, when ``mail.devtools`` is on; None when off,
     #: so sending pays for one attribute test.
     recorder: Callable[[Envelope, str, Any], None] | None = None
+    #: Called as ``on_cancel(message, envelope, reason)`` for each message a
+    #: :class:`~pyramid_sendmail.policies.MailSending` subscriber cancelled.
+    on_cancel: tuple[Callable[[Any, Envelope, str], None], ...] = ()
 
     @property
     def default_sender(self) -> str | None:
@@ -83,9 +91,14 @@ class MailComponents:
         return self.settings.default_sender
 
     @property
-    def redirect_to(self) -> str | None:
-        """``mail.redirect_to``."""
-        return self.settings.redirect_to
+    def redirect_to(self) -> tuple[str, ...]:
+        """``mail.redirect_to``: the addresses mail is redirected to."""
+        return self.settings.redirect_to or ()
+
+    @functools.cached_property
+    def redirect(self) -> Redirect:
+        """``mail.redirect_to`` with its exceptions and subject prefix."""
+        return Redirect.from_settings(self.settings)
 
 
 class ComponentsFactory(Protocol):
@@ -117,6 +130,9 @@ def build_components(
     *app_settings* (all the application's settings) is what a dotted-name
     ``mail.mailer`` factory is called with.
     """
+    if settings.redirect_to:
+        # Staging's safety net: say so where the operator looks first.
+        log.warning(Redirect.from_settings(settings).describe())
     if mailer is None:
         mailer = build_mailer(settings, app_settings)
     processor = None

@@ -10,6 +10,7 @@ __all__ = [
     "CorruptEntry",
     "InvalidMessageError",
     "MailDeliveryError",
+    "MailDropped",
     "QueueError",
     "QueueUnavailable",
     "RelayUnavailable",
@@ -75,6 +76,15 @@ class MailDeliveryError(SendmailError):
         kind = "temporary" if self.temporary else "permanent"
         code = f" {self.code}" if self.code is not None else ""
         return f"{kind} failure{code}: {self.reason}"
+
+
+class MailDropped(SendmailError):
+    """Raised by a ``mail.delivery_filter`` to fail a message for *reason*
+    (a suppression list, a withdrawn consent) instead of sending it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class RelayUnavailable(MailDeliveryError):

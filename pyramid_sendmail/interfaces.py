@@ -31,6 +31,7 @@ __all__ = [
     "IMailEvent",
     "IMailQueue",
     "IMailQueueProcessor",
+    "IMailSendingEvent",
     "IMailSentEvent",
     "IMailSession",
     "IMailer",
@@ -261,6 +262,27 @@ class IMailQueueProcessor(Interface):
         """Deliver every message due now; return how many were handled.
 
         *progress* is called as ``progress(done, total)`` after each one."""
+
+
+class IMailSendingEvent(Interface):
+    """A message is being sent: notified synchronously in the caller's code,
+    before any transaction work, so a subscriber may edit or cancel it.
+
+    Not an :class:`IMailEvent`: those are announced after the transaction.
+    """
+
+    message = Attribute("The email.message.EmailMessage to send (editable, Bcc removed).")
+    recipients = Attribute("The envelope's recipient addresses, Bcc included (an editable list).")
+    message_id = Attribute("The Message-ID, without angle brackets.")
+    request = Attribute("The request sending it, or None.")
+    mode = Attribute("'direct', 'queued' or 'immediate'.")
+    send_at = Attribute("When a queued message is to go (a POSIX timestamp), or None.")
+    priority = Attribute("The priority class: 'high', 'normal' or 'low'.")
+    cancelled = Attribute("True once cancel() was called.")
+    reason = Attribute("Why it was cancelled, or None.")
+
+    def cancel(reason: str = "") -> None:
+        """Send nothing: the message joins no transaction and goes nowhere."""
 
 
 class IMailEvent(Interface):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -15,15 +16,18 @@ from zope.interface import implementer
 
 from .delivery import describe, log_attempt
 from .events import MailDeferred, MailFailed, MailSent, notify_with_registry
-from .exceptions import CorruptEntry, MailDeliveryError, RelayUnavailable
+from .exceptions import CorruptEntry, MailDeliveryError, MailDropped, RelayUnavailable
 from .interfaces import IMailer, IMailEvent, IMailQueue, IMailQueueProcessor
+from .policies import DeliveryFilter, Redirect, resolve_delivery_filter
 from .queue.entry import QueueEntry
+from .ratelimit import RateLimit, ThrottleRule
 from .results import SendResult, SMTPReply
 from .settings import MailSettings
 
 __all__ = [
     "HOUSEKEEPING",
     "OUTCOMES",
+    "RELIST_SECONDS",
     "QueueProcessor",
 ]
 
@@ -35,6 +39,10 @@ OUTCOMES = ("sent", "deferred", "failed")
 #: What the queue tidied up in a pass, counted in :attr:`QueueProcessor.last_pass`
 #: too: unreadable messages set aside and stale claims recovered.
 HOUSEKEEPING = ("set_aside", "recovered")
+#: A pass lists the due mail again after this many seconds, so a
+#: high-priority message queued meanwhile waits no longer than that behind
+#: a backlog of low-priority mail.
+RELIST_SECONDS = 1.0
 
 
 @implementer(IMailQueueProcessor)
@@ -49,6 +57,13 @@ class QueueProcessor:
     it is *max_age* old; permanent failures go to ``failed/``. *notify*
     receives each event; by default events are dispatched through
     *registry* in a fresh transaction each.
+
+    Before each delivery, a message past its ``expires_at`` fails, the
+    *delivery_filter* may drop recipients or the message, and *redirect* is
+    applied (a queue written without it is redirected all the same). A
+    *rate_limit* spaces the messages handed to the relay; a reply that
+    *throttle* recognises pauses the processor for *throttle_pause* seconds
+    and puts the message back without counting an attempt.
     """
 
     def __init__(
@@ -64,8 +79,21 @@ class QueueProcessor:
         registry: Any = None,
         notify: Notify | None = None,
         clock: Callable[[], float] = time.time,
+        redirect: Redirect | None = None,
+        delivery_filter: DeliveryFilter | None = None,
+        rate_limit: RateLimit | None = None,
+        throttle: ThrottleRule | None = None,
+        throttle_pause: float = 60.0,
     ) -> None:
         self.queue = queue
+        self.redirect = redirect if redirect is not None and redirect.active else None
+        self.delivery_filter = delivery_filter
+        self.rate_limit = rate_limit
+        self.throttle = throttle
+        self.throttle_pause = throttle_pause
+        #: Until when (by *clock*) a throttling reply paused delivery.
+        self.paused_until = 0.0
+        self._throttled = threading.Event()
         self.mailer = mailer
         self.workers = workers
         self.batch_size = batch_size
@@ -96,6 +124,11 @@ class QueueProcessor:
             retry_max=settings.retry_max,
             max_age=settings.max_age,
             registry=registry,
+            redirect=Redirect.from_settings(settings),
+            delivery_filter=resolve_delivery_filter(settings.delivery_filter),
+            rate_limit=RateLimit(*settings.rate_limit) if settings.rate_limit else None,
+            throttle=ThrottleRule(settings.throttle_pattern),
+            throttle_pause=settings.throttle_pause,
         )
 
     def run(self, interval: float, keep_going: Callable[[], bool] | None = None) -> None:
@@ -148,15 +181,21 @@ class QueueProcessor:
         self.last_pass = Counter(dict.fromkeys(OUTCOMES + HOUSEKEEPING, 0))
         self.last_pass["recovered"] = self.queue.recover(self.clock())
         handled = 0
+        self._throttled.clear()
+        if self.clock() < self.paused_until:
+            log.debug("the relay throttled us; paused until %.0f", self.paused_until)
+            return 0
         try:
             while not self.stopping.is_set():
                 names = self.queue.claimable(self.clock())
                 if not names:
                     break
                 done = self._deliver_all(names, progress, handled)
-                if done == 0 or self._relay_down.is_set():
+                if done == 0 or self._relay_down.is_set() or self._throttled.is_set():
                     break
                 handled += done
+                # Listed again: what was listed and not taken goes back first.
+                self.queue.release()
         finally:
             # A pass that stopped early gives back what it listed and did
             # not take (a SQL queue claims when it lists).
@@ -176,7 +215,7 @@ class QueueProcessor:
         self, names: list[str], progress: Callable[[int, int], None] | None, before: int
     ) -> int:
         self._relay_down.clear()
-        feed = _SharedFeed(names)
+        feed = _SharedFeed(names, time.monotonic() + RELIST_SECONDS)
         counter = _Counter(before, before + len(names), progress)
         # The calling thread is the first worker; the others join it at once.
         # Until 0.1 a CPU-time probe held them back while the relay answered
@@ -223,11 +262,94 @@ class QueueProcessor:
 
     def _claims(self, feed: _SharedFeed) -> Iterator[QueueEntry]:
         for name in feed:
-            if self.stopping.is_set() or self._relay_down.is_set():
+            if self.stopping.is_set() or self._relay_down.is_set() or self._throttled.is_set():
                 return
-            entry = self.queue.claim(name, on_corrupt=self._set_aside)
-            if entry is not None:
-                yield entry
+            claimed = self.queue.claim(name, on_corrupt=self._set_aside)
+            if claimed is None:
+                continue
+            entry = self._policed(claimed)
+            if entry is None:
+                continue
+            if self.rate_limit is not None and not self.rate_limit.wait(self.stopping):
+                self._put_back(entry, self.clock(), "stopped while waiting for mail.rate_limit")
+                return
+            yield entry
+
+    def _policed(self, entry: QueueEntry) -> QueueEntry | None:
+        """*entry* as it is to be sent, or None when it was settled instead:
+        expired, dropped by the delivery filter, or deferred by its error."""
+        now = self.clock()
+        if entry.schedule.expired(now):
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.schedule.expires_at))
+            self._refuse(entry, entry.envelope.recipients, f"expired at {when}: not sent late")
+            return None
+        if self.delivery_filter is not None:
+            recipients = entry.envelope.recipients
+            try:
+                result = self.delivery_filter(entry.envelope)
+            except MailDropped as exc:
+                self._refuse(entry, recipients, f"dropped by mail.delivery_filter: {exc.reason}")
+                return None
+            except Exception as exc:
+                log.exception("mail.delivery_filter failed on %s; deferring it", entry.name)
+                error = MailDeliveryError(f"mail.delivery_filter raised {exc!r}", temporary=True)
+                self._failed(entry, error, dict.fromkeys(recipients))
+                return None
+            kept = [] if result is None else [r for r in recipients if r in result.recipients]
+            dropped = [r for r in recipients if r not in kept]
+            if dropped:
+                self._refuse(entry, dropped, "dropped by mail.delivery_filter", keep=bool(kept))
+                if not kept:
+                    return None
+                entry.envelope = entry.envelope.with_recipients(kept)
+        if self.redirect is not None:
+            # Applied to the claimed copy only: the file keeps what was
+            # queued until an outcome rewrites it, redirected.
+            entry.envelope = self.redirect(entry.envelope)
+        return entry
+
+    def _refuse(
+        self, entry: QueueEntry, recipients: Sequence[str], reason: str, keep: bool = False
+    ) -> None:
+        """Fail *recipients* of *entry* for *reason*; with *keep*, the claim
+        stays for the others."""
+        error = MailDeliveryError(reason, temporary=False)
+        log.info(
+            "queued mail %s not sent to %d recipient(s): %s", entry.name, len(recipients), reason
+        )
+        failed = replace(entry, envelope=entry.envelope.with_recipients(recipients))
+        self.queue.fail(failed, reason, keep_claim=keep)
+        self._count("failed")
+        self.notify(MailFailed(entry.envelope, error, list(recipients)))
+
+    def _put_back(self, entry: QueueEntry, until: float, reason: str) -> None:
+        """Return *entry* to the queue, due at *until*, as no attempt."""
+        # defer() counts an attempt; this was none.
+        entry.attempts -= 1
+        self.queue.defer(entry, until, entry.error or reason)
+
+    def _was_throttled(self, entry: QueueEntry, outcome: MailDeliveryError) -> bool:
+        """Pause after a throttling reply and put the message back, unless
+        it is past mail.max_age (then it fails as any temporary failure)."""
+        if self.throttle is None or outcome.accepted or not self.throttle(outcome, outcome.refused):
+            return False
+        now = self.clock()
+        if now - entry.queued_at >= self.max_age:
+            return False
+        self.paused_until = max(self.paused_until, now + self.throttle_pause)
+        self._throttled.set()
+        log.warning(
+            "the relay is throttling (%s); pausing %.0fs, %s goes back to the queue",
+            outcome,
+            self.throttle_pause,
+            entry.name,
+        )
+        self._put_back(entry, self.paused_until, f"throttled: {outcome}")
+        self._count("throttled")
+        self.notify(
+            MailDeferred(entry.envelope, outcome, self.paused_until, entry.envelope.recipients)
+        )
+        return True
 
     def _settle(
         self, entry: QueueEntry, started: float, outcome: SendResult | MailDeliveryError
@@ -239,6 +361,8 @@ class QueueProcessor:
             # attempt each: this message is deferred like any temporary
             # failure, and the others wait, still due, for the next pass.
             self._relay_down.set()
+        if isinstance(outcome, MailDeliveryError) and self._was_throttled(entry, outcome):
+            return
         if isinstance(outcome, MailDeliveryError):
             log_attempt(envelope, started, f"failed ({outcome})", logging.WARNING)
             refused = {r: outcome.refused.get(r) for r in envelope.recipients}
@@ -363,12 +487,16 @@ class _Batch:
 class _SharedFeed:
     """Hands each name to exactly one worker thread."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], deadline: float = math.inf) -> None:
         self._names = iter(names)
         self._lock = threading.Lock()
+        self._deadline = deadline
 
     def __iter__(self) -> Iterator[str]:
         while True:
+            if time.monotonic() > self._deadline:
+                # The pass lists the queue again (priorities may have changed).
+                return
             with self._lock:
                 name = next(self._names, None)
             if name is None:

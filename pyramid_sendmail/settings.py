@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from email.utils import getaddresses
 from typing import Any
 
 from pyramid.exceptions import ConfigurationError
-from pyramid.settings import asbool
+from pyramid.settings import asbool, aslist
 
 from .exceptions import InvalidMessageError
 from .message import parse_address
 
-__all__ = ["CLAIM_TIMEOUTS", "PREFIX", "SETTINGS", "MailSettings", "Setting", "parse_settings"]
+__all__ = [
+    "CLAIM_TIMEOUTS",
+    "PREFIX",
+    "RATE_PERIODS",
+    "SETTINGS",
+    "MailSettings",
+    "Setting",
+    "parse_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +98,64 @@ def _address(value: Any) -> str | None:
         parse_address(text)
     except InvalidMessageError:
         raise ValueError("one valid email address") from None
+    return text
+
+
+def _addresses(value: Any) -> tuple[str, ...]:
+    text = ", ".join(value) if isinstance(value, (list, tuple)) else str(value).strip()
+    pairs = getaddresses([" ".join(text.split())])
+    found = []
+    for name, spec in pairs:
+        try:
+            found.append(parse_address((name, spec) if name else spec).addr_spec)
+        except InvalidMessageError:
+            raise ValueError("valid email addresses, separated by commas") from None
+    if not found:
+        raise ValueError("valid email addresses, separated by commas")
+    return tuple(found)
+
+
+def _patterns(value: Any) -> tuple[str, ...]:
+    text = " ".join(value) if isinstance(value, (list, tuple)) else str(value)
+    patterns = tuple(p.strip(",").lower() for p in aslist(text, flatten=True))
+    return tuple(p for p in patterns if p)
+
+
+#: The periods a ``mail.rate_limit`` may name, in seconds.
+RATE_PERIODS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+}
+
+
+def _rate(value: Any) -> tuple[float, float]:
+    if isinstance(value, tuple) and len(value) == 2:
+        return (float(value[0]), float(value[1]))
+    count, _, period = str(value).strip().lower().partition("/")
+    try:
+        number = float(count)
+    except ValueError:
+        number = 0.0
+    seconds = RATE_PERIODS.get(period.strip())
+    if seconds is None or not math.isfinite(number) or number <= 0:
+        raise ValueError("a number of messages per s, min, h or day (such as 14/s)")
+    return (number, seconds)
+
+
+def _regex(value: Any) -> str:
+    text = str(value).strip()
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"a regular expression ({exc})") from None
     return text
 
 
@@ -263,12 +331,28 @@ class MailSettings:
         "address",
         "The sender of messages that have none.",
     )
-    redirect_to: str | None = _setting(
-        _address,
+    redirect_to: tuple[str, ...] | None = _setting(
+        _addresses,
         None,
-        "address",
-        "Development: send every message to this one address instead, keeping "
-        "the original recipients in an ``X-Original-Recipients`` header.",
+        "addresses",
+        "Staging and development: send every message to these addresses "
+        "(separated by commas) instead, keeping the original To and Cc "
+        "recipients (never a Bcc) in an ``X-Original-Recipients`` header. Applied "
+        "at ``send()`` and again by the queue processor (see :doc:`policies`).",
+    )
+    redirect_except: tuple[str, ...] | None = _setting(
+        _patterns,
+        None,
+        "patterns",
+        "With ``mail.redirect_to``: recipients delivered normally, as addresses "
+        "or shell patterns (``*@example.com``; a bare domain means every "
+        "address there), separated by spaces or commas.",
+    )
+    subject_prefix: str | None = _setting(
+        _text,
+        None,
+        "string",
+        "With ``mail.redirect_to``: put before the subject of redirected mail (``[staging]``).",
     )
     delivery: str | None = _setting(
         _choice("direct", "queued"),
@@ -370,6 +454,38 @@ class MailSettings:
         5 * 24 * 3600.0,
         "seconds",
         "A message still undelivered after this long has failed.",
+    )
+    rate_limit: tuple[float, float] | None = _setting(
+        _rate,
+        None,
+        "rate",
+        "The most messages a processor hands to the relay: ``14/s``, ``500/min``, "
+        "``2000/h`` or ``10000/day``; spread evenly, shared by its connections, "
+        "and divided between the ``mail.queue_processes`` of ``psendmail run``.",
+    )
+    throttle_pattern: str = _setting(
+        _regex,
+        r"(?i)throttl|\brate\b|rate.?limit|too many (messages|mails|emails)",
+        "regex",
+        "A 421, 451 or 454 reply whose text matches this regular expression is "
+        "the relay throttling: the processor pauses for ``mail.throttle_pause`` "
+        "and puts the message back without counting an attempt.",
+    )
+    throttle_pause: float = _setting(
+        _seconds,
+        60.0,
+        "seconds",
+        "How long the processor pauses after a throttling reply.",
+    )
+    delivery_filter: str | None = _setting(
+        _text,
+        None,
+        "dotted name",
+        "A callable the processor runs before each delivery, as "
+        "``filter(envelope)``: it returns the envelope to send (possibly "
+        "``envelope.with_recipients(fewer)``), or None, or raises "
+        ":class:`~pyramid_sendmail.MailDropped`, to fail the message; any "
+        "other exception defers it (see :doc:`policies`).",
     )
     claim_timeout: float = _setting(
         _seconds,
@@ -477,8 +593,19 @@ def _check_queue(s: MailSettings) -> None:
         )
 
 
+def _check_policies(s: MailSettings) -> None:
+    if not s.redirect_to:
+        for key in ("redirect_except", "subject_prefix"):
+            if getattr(s, key):
+                raise ConfigurationError(
+                    f"mail.{key} is set ({getattr(s, key)!r}) but mail.redirect_to is not: "
+                    "it only applies to redirected mail"
+                )
+
+
 def _check_combinations(s: MailSettings) -> None:
     _check_queue(s)
+    _check_policies(s)
     if s.tls and s.ssl:
         raise ConfigurationError(
             "mail.tls and mail.ssl are both true: choose STARTTLS (mail.tls) "

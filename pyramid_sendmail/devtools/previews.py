@@ -112,11 +112,11 @@ class PreviewMailer(RequestMailer):
         super().__init__(registry, events=lambda event: None)
         self._keep = keep
 
-    def send(self, message: MessageLike) -> str:
+    def send(self, message: MessageLike, **options: Any) -> str:
         """Record *message* (not sent: this is a preview)."""
         return self._take(message, "send")
 
-    def send_to_queue(self, message: MessageLike) -> str:
+    def send_to_queue(self, message: MessageLike, **options: Any) -> str:
         """Record *message* (not queued: this is a preview)."""
         return self._take(message, "send_to_queue")
 
@@ -124,7 +124,7 @@ class PreviewMailer(RequestMailer):
         """Record *message* (not sent: this is a preview)."""
         return self._take(message, "send_immediately")
 
-    def send_to_queue_immediately(self, message: MessageLike) -> str:
+    def send_to_queue_immediately(self, message: MessageLike, **options: Any) -> str:
         """Record *message* (not queued: this is a preview)."""
         return self._take(message, "send_to_queue_immediately")
 

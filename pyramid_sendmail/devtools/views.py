@@ -298,7 +298,7 @@ def _preview(request: Any) -> Response:
 
     request.mailer = PreviewMailer(request.registry, keep)
     message = preview.factory(request)
-    envelope = prepare(message, setup.default_sender, setup.redirect_to)
+    envelope = setup.redirect(prepare(message, setup.default_sender))
     origin = request.path_qs
     record = Record(envelope, "preview", PREVIEW, "nothing is sent", origin=origin)
     devtools.previews.add(record)

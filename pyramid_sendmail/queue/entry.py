@@ -3,17 +3,65 @@ report of what the queue holds."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypedDict
 
 from ..message import Envelope
 
-__all__ = ["STATES", "QueueEntry", "QueueStatus", "StateCount"]
+__all__ = [
+    "NORMAL",
+    "PRIORITIES",
+    "STATES",
+    "QueueEntry",
+    "QueueStatus",
+    "Schedule",
+    "ScheduledEnvelope",
+    "StateCount",
+]
+
+#: The priority classes, in the order a pass sends them.
+PRIORITIES = ("high", "normal", "low")
 
 #: The states :meth:`~pyramid_sendmail.interfaces.IMailQueue.status` counts:
 #: due now, due later, claimed by a processor, failed for good, and prepared
 #: by a transaction that never published them (older than a day).
 STATES = ("queued", "deferred", "claimed", "failed", "stale_tmp")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a queued message may go, when it is too late, and its class.
+
+    *send_at* and *expires_at* are POSIX timestamps (None: at once, never).
+    """
+
+    send_at: float | None = None
+    expires_at: float | None = None
+    priority: str = "normal"
+
+    @property
+    def rank(self) -> int:
+        """The position of :attr:`priority` in :data:`PRIORITIES` (0 goes first)."""
+        return PRIORITIES.index(self.priority)
+
+    def expired(self, now: float) -> bool:
+        """True once *now* is past :attr:`expires_at`."""
+        return self.expires_at is not None and now >= self.expires_at
+
+
+#: A message with no schedule: due at once, never expiring, normal priority.
+NORMAL = Schedule()
+
+
+class ScheduledEnvelope(Envelope):
+    """An :class:`~pyramid_sendmail.Envelope` with the :class:`Schedule` that
+    ``send(..., send_at=, expires_at=, priority=)`` gave it, on its way to a queue."""
+
+    __slots__ = ("schedule",)
+
+    def __init__(self, envelope: Envelope, schedule: Schedule) -> None:
+        super().__init__(envelope.sender, envelope.recipients, envelope.data, envelope.message_id)
+        self.schedule = schedule
 
 
 @dataclass
@@ -28,6 +76,8 @@ class QueueEntry:
     #: The backend's own handle on the claim (the Maildir: its file name in
     #: ``cur/``).
     claimed_as: str | None = None
+    #: When it was to go, when it expires, and its priority class.
+    schedule: Schedule = field(default=NORMAL)
 
     def attempted(self, error: str) -> None:
         """Record one more failed delivery attempt and its *error*.

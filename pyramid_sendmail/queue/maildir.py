@@ -34,6 +34,7 @@ import socket
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from zope.interface import implementer
 
@@ -41,18 +42,22 @@ from ..exceptions import CorruptEntry, QueueUnavailable, UnknownEntry
 from ..interfaces import IMailQueue
 from ..message import Envelope
 from .claims import ClaimKeeper
-from .entry import STATES, QueueEntry, QueueStatus
+from .entry import NORMAL, PRIORITIES, STATES, QueueEntry, QueueStatus, Schedule
 from .maildir_format import (
+    MESSAGE_NAME,
     base_name,
     is_message_name,
     mark_done,
     message_names,
     name_time,
     parse,
+    priority_suffix,
+    rank,
     read_file,
     serialize,
     stamp,
     unlink_if_present,
+    unstamped,
 )
 
 __all__ = ["STALE_TMP_AGE", "MaildirQueue", "open_queue"]
@@ -110,9 +115,18 @@ class MaildirQueue:
     # -- adding ---------------------------------------------------------
 
     def prepare(self, envelope: Envelope) -> str:
-        """Write *envelope* durably into ``tmp/`` and return its name."""
-        name = self._new_name()
-        self._write(self._in_tmp + name, serialize(envelope, self.clock(), 0))
+        """Write *envelope* durably into ``tmp/`` and return its name.
+
+        An envelope with a ``schedule`` (a
+        :class:`~pyramid_sendmail.queue.entry.ScheduledEnvelope`) keeps it
+        in the file, and its priority and send time in the name.
+        """
+        schedule: Schedule = getattr(envelope, "schedule", NORMAL)
+        name = self._new_name() + priority_suffix(schedule)
+        if schedule.send_at is not None:
+            name += f",at={schedule.send_at:.6f}"
+        data = serialize(envelope, self.clock(), 0, schedule=schedule)
+        self._write(self._in_tmp + name, data)
         return name
 
     def publish(self, names: list[str]) -> None:
@@ -139,7 +153,8 @@ class MaildirQueue:
     # -- processing -----------------------------------------------------
 
     def claimable(self, now: float | None = None) -> list[str]:
-        """Names of the messages due at *now*, oldest first."""
+        """Names of the messages due at *now*: high priority first, then
+        normal, then low; oldest first within each class."""
         now = self.clock() if now is None else now
         due = []
         for name in os.listdir(self.new):
@@ -147,6 +162,8 @@ class MaildirQueue:
             if due_at is not None and due_at <= now:
                 due.append(name)
         due.sort()
+        # A stable sort by class keeps the names' time order within each.
+        due.sort(key=rank)
         return due
 
     def claim(
@@ -160,7 +177,7 @@ class MaildirQueue:
         None is returned.
         """
         base = base_name(name)
-        claimed_as = f"{base},claimed={self.clock():.6f}"
+        claimed_as = f"{unstamped(name)},claimed={self.clock():.6f}"
         target = os.path.join(self.cur, claimed_as)
         try:
             os.rename(os.path.join(self.new, name), target)
@@ -194,13 +211,14 @@ class MaildirQueue:
         self._claims.drop(entry)
         entry.attempted(error)
         temp = self._rewrite_path(entry.name, "defer")
-        data = serialize(entry.envelope, entry.queued_at, entry.attempts, error)
+        data = serialize(entry.envelope, entry.queued_at, entry.attempts, error, entry.schedule)
         claimed = self._claim_path(entry)
         self._rewrite_or_mark(temp, data, claimed, entry)
         # Replace the claimed file first: a crash between the two renames
         # leaves one up-to-date file that recovery returns to the queue.
         os.rename(temp, claimed)
-        os.rename(claimed, os.path.join(self.new, f"{entry.name},due={until:.6f}"))
+        due_name = f"{entry.name}{priority_suffix(entry.schedule)},due={until:.6f}"
+        os.rename(claimed, os.path.join(self.new, due_name))
         self._sync(self.new)
 
     def fail(self, entry: QueueEntry, error: str, keep_claim: bool = False) -> str:
@@ -214,7 +232,7 @@ class MaildirQueue:
             self._claims.drop(entry)
         name = self._new_name() if keep_claim else entry.name
         temp = self._rewrite_path(entry.name, "fail")
-        data = serialize(entry.envelope, entry.queued_at, entry.attempts, error)
+        data = serialize(entry.envelope, entry.queued_at, entry.attempts, error, entry.schedule)
         if keep_claim:
             # The claim is deferred next, which keeps its recipients right.
             self._rewrite(temp, data)
@@ -236,7 +254,7 @@ class MaildirQueue:
             if claimed_at is None or claimed_at >= now - self.claim_timeout:
                 continue
             try:
-                os.rename(os.path.join(self.cur, name), os.path.join(self.new, base_name(name)))
+                os.rename(os.path.join(self.cur, name), os.path.join(self.new, unstamped(name)))
             except FileNotFoundError:
                 continue  # another processor recovered it, or its owner finished
             recovered += 1
@@ -267,7 +285,7 @@ class MaildirQueue:
         return self._claims.renew_all()
 
     def _renew_claim(self, entry: QueueEntry) -> bool:
-        renewed = f"{entry.name},claimed={self.clock():.6f}"
+        renewed = f"{entry.name}{priority_suffix(entry.schedule)},claimed={self.clock():.6f}"
         try:
             os.rename(self._claim_path(entry), os.path.join(self.cur, renewed))
         except FileNotFoundError:
@@ -342,6 +360,25 @@ class MaildirQueue:
                     count("stale_tmp", name)
             except FileNotFoundError:
                 continue
+        return report
+
+    def schedule_status(self, now: float | None = None) -> dict[str, Any]:
+        """What waits in ``new/``, by its names: the mail scheduled with
+        ``send_at`` and not due yet (``scheduled``, ``next_due`` in seconds
+        from *now* or None), and the count of each priority class."""
+        now = self.clock() if now is None else now
+        report: dict[str, Any] = {"scheduled": 0, "next_due": None}
+        report.update(dict.fromkeys(PRIORITIES, 0))
+        for name in os.listdir(self.new):
+            match = MESSAGE_NAME.fullmatch(name)
+            if match is None:
+                continue
+            report[PRIORITIES[rank(name)]] += 1
+            if match[3] == "at" and float(match[4]) > now:
+                report["scheduled"] += 1
+                wait = float(match[4]) - now
+                if report["next_due"] is None or wait < report["next_due"]:
+                    report["next_due"] = wait
         return report
 
     def list(self, folder: str = "failed") -> list[QueueEntry]:

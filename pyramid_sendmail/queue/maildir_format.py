@@ -3,8 +3,11 @@
 A name is made by :meth:`~.maildir.MaildirQueue` from the time in
 nanoseconds, the pid and a counter, and the host; in ``new/`` and ``cur/`` it
 carries the time the message is due or was claimed (``NAME,due=SECONDS``,
-``NAME,claimed=SECONDS``). A file is the RFC 5322 message preceded by
-``X-Pyramid-Sendmail-*`` lines that carry the envelope and its history.
+``NAME,claimed=SECONDS``; ``NAME,at=SECONDS`` for mail scheduled with
+``send_at`` and never tried yet), after its priority class when that is not
+normal (``NAME,p=high``), so a pass sorts what is due without reading a file.
+A file is the RFC 5322 message preceded by ``X-Pyramid-Sendmail-*`` lines
+that carry the envelope and its history.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Sequence
 
 from ..exceptions import CorruptEntry
 from ..message import RESERVED_PREFIX, Envelope
-from .entry import QueueEntry
+from .entry import NORMAL, PRIORITIES, QueueEntry, Schedule
 
 __all__ = [
     "MESSAGE_NAME",
@@ -27,10 +30,13 @@ __all__ = [
     "message_names",
     "name_time",
     "parse",
+    "priority_suffix",
+    "rank",
     "read_file",
     "serialize",
     "stamp",
     "unlink_if_present",
+    "unstamped",
 ]
 
 #: The envelope lines' prefix: the header prefix applications may not use.
@@ -42,12 +48,18 @@ _DONE = PREFIX + b"Ok: <"
 #: A message's name: the time in ns, the pid and a counter, the host; then,
 #: in new/ and cur/, when the message is due or was claimed.
 MESSAGE_NAME = re.compile(
-    r"([0-9]{20}\.[0-9]+_[0-9]+\.[^/,]+)(?:,(due|claimed)=([0-9]{1,12}(?:\.[0-9]{1,6})?))?"
+    r"([0-9]{20}\.[0-9]+_[0-9]+\.[^/,]+)(?:,p=(high|low))?"
+    r"(?:,(due|claimed|at)=([0-9]{1,12}(?:\.[0-9]{1,6})?))?"
 )
+_RANKS = {"high": 0, None: 1, "low": 2}
 
 
 def serialize(
-    envelope: Envelope, queued_at: float, attempts: int, error: str | None = None
+    envelope: Envelope,
+    queued_at: float,
+    attempts: int,
+    error: str | None = None,
+    schedule: Schedule = NORMAL,
 ) -> bytes:
     lines = [
         f"X-Pyramid-Sendmail-Id: {envelope.message_id}",
@@ -57,6 +69,12 @@ def serialize(
         f"X-Pyramid-Sendmail-Attempts: {attempts}",
         f"X-Pyramid-Sendmail-Length: {len(envelope.data)}",
     ]
+    if schedule.send_at is not None:
+        lines.append(f"X-Pyramid-Sendmail-Send-At: {schedule.send_at:.6f}")
+    if schedule.expires_at is not None:
+        lines.append(f"X-Pyramid-Sendmail-Expires: {schedule.expires_at:.6f}")
+    if schedule.priority != "normal":
+        lines.append(f"X-Pyramid-Sendmail-Priority: {schedule.priority}")
     if error:
         lines.append("X-Pyramid-Sendmail-Error: " + " ".join(error.split())[:900])
     return ("\r\n".join(lines) + "\r\n").encode("utf-8") + envelope.data
@@ -79,6 +97,7 @@ def parse(name: str, data: bytes) -> QueueEntry:
         queued_at = float(fields["Queued"][0])
         attempts = int(fields["Attempts"][0])
         message_id = fields["Id"][0]
+        schedule = _schedule(fields)
     except (KeyError, IndexError, ValueError) as exc:
         raise CorruptEntry(f"the envelope lacks or garbles {exc}", name) from None
     body = data[position:]
@@ -89,7 +108,33 @@ def parse(name: str, data: bytes) -> QueueEntry:
         raise CorruptEntry(f"the message is truncated: {len(body)} of {length} bytes", name)
     envelope = Envelope(sender, recipients, body, message_id)
     error = fields.get("Error", [None])[0]
-    return QueueEntry(name, envelope, queued_at, attempts, error)
+    return QueueEntry(name, envelope, queued_at, attempts, error, schedule=schedule)
+
+
+def _schedule(fields: dict[str, list[str]]) -> Schedule:
+    send_at = fields.get("Send-At", [None])[0]
+    expires = fields.get("Expires", [None])[0]
+    priority = fields.get("Priority", ["normal"])[0]
+    if priority not in PRIORITIES:
+        raise ValueError(f"priority {priority!r}")
+    if send_at is None and expires is None and priority == "normal":
+        return NORMAL
+    return Schedule(
+        None if send_at is None else float(send_at),
+        None if expires is None else float(expires),
+        priority,
+    )
+
+
+def priority_suffix(schedule: Schedule) -> str:
+    """What a name carries for *schedule*'s priority class (nothing for normal)."""
+    return "" if schedule.priority == "normal" else f",p={schedule.priority}"
+
+
+def rank(name: str) -> int:
+    """The priority class of a message by its name: 0 (high) goes first."""
+    match = MESSAGE_NAME.fullmatch(name)
+    return 1 if match is None else _RANKS[match[2]]
 
 
 def mark_done(path: str, pending: Sequence[str]) -> int:
@@ -142,12 +187,20 @@ def stamp(name: str) -> float | None:
     match = MESSAGE_NAME.fullmatch(name)
     if match is None:
         return None
-    return float(match[3]) if match[3] else 0.0
+    return float(match[4]) if match[4] else 0.0
 
 
 def base_name(name: str) -> str:
-    """*name* without the time it is due or was claimed."""
+    """*name* without its priority class and the time it is due or was claimed."""
     return name.partition(",")[0]
+
+
+def unstamped(name: str) -> str:
+    """*name* without the time it is due or was claimed (its priority kept)."""
+    match = MESSAGE_NAME.fullmatch(name)
+    if match is None or match[2] is None:
+        return base_name(name)
+    return f"{match[1]},p={match[2]}"
 
 
 def name_time(name: str) -> float:
