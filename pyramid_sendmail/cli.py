@@ -33,6 +33,7 @@ from .message import Message, prepare
 from .policies import Redirect
 from .processor import HOUSEKEEPING, OUTCOMES, QueueProcessor
 from .processor_thread import without_threads
+from .queue.entry import PRIORITIES
 from .settings import MailSettings, parse_settings
 from .supervisor import (
     START_FAILED,
@@ -175,15 +176,15 @@ def _queue_command(
     out: TextIO,
 ) -> int:
     if command == "status":
-        return _status(queue, args.json, out)
+        return _status(queue, args.json, out, values)
     if command == "failed":
         return _failed(queue, args.json, out)
     if command == "retry":
         return _retry(queue, args.ids, args.all, out)
-    make_processor = _ProcessorFactory(
-        args.config_uri, args.app_name, values, settings, args.no_app
-    )
     processes = args.processes or values.queue_processes
+    make_processor = _ProcessorFactory(
+        args.config_uri, args.app_name, values, settings, args.no_app, processes
+    )
     if processes > 1 and not hasattr(os, "fork"):
         raise ConfigurationError(
             f"mail.queue_processes = {processes} needs os.fork(), which this system lacks"
@@ -223,7 +224,9 @@ class _ProcessorFactory:
         settings: MailSettings,
         app_settings: Mapping[str, Any],
         no_app: bool,
+        processes: int = 1,
     ) -> None:
+        self.processes = processes
         self.config_uri = config_uri
         self.app_name = app_name
         self.settings = settings
@@ -231,6 +234,13 @@ class _ProcessorFactory:
         self.no_app = no_app
 
     def __call__(self) -> QueueProcessor:
+        processor = self._processor()
+        if processor.rate_limit is not None and self.processes > 1:
+            # mail.rate_limit is the whole psendmail's: each process takes its share.
+            processor.rate_limit = processor.rate_limit.split(self.processes)
+        return processor
+
+    def _processor(self) -> QueueProcessor:
         if self.no_app:
             return self._built(build_components(self.settings, app_settings=self.app_settings))
         registry = _load_registry(self.config_uri, self.app_name)
@@ -328,16 +338,34 @@ def _load_registry(config_uri: str, name: str) -> Any:
     return registry
 
 
-def _status(queue: IMailQueue, as_json: bool, out: TextIO) -> int:
+def _status(
+    queue: IMailQueue, as_json: bool, out: TextIO, values: MailSettings | None = None
+) -> int:
     report = queue.status()
+    # The Maildir reads scheduled mail and priorities from its names.
+    schedule = queue.schedule_status() if hasattr(queue, "schedule_status") else None
+    redirect = Redirect.from_settings(values) if values is not None else Redirect()
     if as_json:
-        json.dump({"queue": queue.location, **report}, out, indent=2)
+        extra: dict[str, Any] = {}
+        if schedule is not None:
+            extra["schedule"] = schedule
+        if redirect.active:
+            extra["redirect"] = redirect.describe()
+        json.dump({"queue": queue.location, **report, **extra}, out, indent=2)
         out.write("\n")
         return 0
     print(f"queue {queue.location}", file=out)
     for kind, item in report.items():
         oldest = f"  oldest {_age(item['oldest'])}" if item["count"] else ""
         print(f"{kind.replace('_', ' '):<10} {item['count']:>8}{oldest}", file=out)
+    if schedule is not None:
+        due = schedule["next_due"]
+        nxt = f"  next in {_age(due)}" if due is not None else ""
+        print(f"{'scheduled':<10} {schedule['scheduled']:>8}{nxt}", file=out)
+        counts = ", ".join(f"{schedule[p]} {p}" for p in PRIORITIES)
+        print(f"waiting by priority: {counts}", file=out)
+    if redirect.active:
+        print(redirect.describe(), file=out)
     return 0
 
 

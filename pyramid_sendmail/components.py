@@ -122,6 +122,7 @@ def build_components(
     observers: tuple[Observer, ...] = (),
     registry: Any = None,
     app_settings: Mapping[str, Any] | None = None,
+    on_cancel: tuple[Callable[[Any, Envelope, str], None], ...] = (),
 ) -> MailComponents:
     """Build the mailer, queue, deliveries and processor that *settings* describe.
 
@@ -157,7 +158,14 @@ def build_components(
     else:
         delivery = DirectMailDelivery(mailer)
     return MailComponents(
-        settings, mailer, delivery, queued_delivery, processor, observers, session_of
+        settings,
+        mailer,
+        delivery,
+        queued_delivery,
+        processor,
+        observers,
+        session_of,
+        on_cancel=on_cancel,
     )
 
 

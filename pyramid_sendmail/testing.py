@@ -25,7 +25,7 @@ from dataclasses import replace
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyramid.config import Configurator
 from zope.interface import implementer
@@ -47,6 +47,7 @@ from .settings import MailSettings
 
 __all__ = [
     "TESTING_SENDER",
+    "CancelledMail",
     "DeliveredMail",
     "DummyMailer",
     "InMemoryMailer",
@@ -98,6 +99,15 @@ class DeliveredMail:
         return f"<DeliveredMail {self.subject!r} to {self.recipients}>"
 
 
+class CancelledMail(NamedTuple):
+    """A message a :class:`~pyramid_sendmail.policies.MailSending` subscriber
+    cancelled: what ``send()`` was given, its id and the reason."""
+
+    message: Any
+    message_id: str
+    reason: str
+
+
 @implementer(IMailer)
 class InMemoryMailer:
     """A mailer that keeps messages in lists instead of sending them.
@@ -110,6 +120,8 @@ class InMemoryMailer:
         self.outbox: list[Any] = []
         self.queue: list[Any] = []
         self.delivered: list[DeliveredMail] = []
+        #: Messages cancelled at ``send()``; they are in ``outbox`` too.
+        self.cancelled: list[CancelledMail] = []
         self.fail_with: MailDeliveryError | None = None
         #: How many messages it ever took (``clear()`` keeps it).
         self.taken = 0
@@ -135,9 +147,16 @@ class InMemoryMailer:
             (self.queue if queued else self.outbox).append(message)
             self.taken += 1
 
+    def record_cancelled(self, message: Any, envelope: Envelope, reason: str) -> None:
+        """Keep a cancelled *message* in ``outbox`` and in ``cancelled``."""
+        with self._lock:
+            self.outbox.append(message)
+            self.cancelled.append(CancelledMail(message, envelope.message_id, reason))
+
     def clear(self) -> None:
         """Forget everything recorded so far."""
         with self._lock:
+            self.cancelled.clear()
             self.outbox.clear()
             self.queue.clear()
             self.delivered.clear()
@@ -178,6 +197,7 @@ class _InMemoryComponents:
             mailer=self.mailer,
             queued_delivery=InMemoryQueueDelivery(self.mailer),
             observers=(self.mailer.record,),
+            on_cancel=(self.mailer.record_cancelled,),
             registry=registry,
             app_settings=app_settings,
         )

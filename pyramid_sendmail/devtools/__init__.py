@@ -127,7 +127,7 @@ def include_devtools(config: Configurator, values: MailSettings, setup: MailComp
     inbox = Store()
     recorder = Recorder(inbox, _QueuedDelivery(registry))
     # A new, frozen set of parts that records; nothing built is changed.
-    setup = replace(setup, recorder=recorder)
+    setup = replace(setup, recorder=recorder, on_cancel=(*setup.on_cancel, recorder.cancelled))
     register_components(registry, setup)
     folder = MailFolder(os.path.abspath(values.file_path)) if values.mailer == "file" else None
     devtools = DevTools(path, inbox, Store(max_messages=50), recorder, setup, folder)

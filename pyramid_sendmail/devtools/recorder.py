@@ -29,6 +29,7 @@ from ..message import Envelope
 from ..message.headers import DEFAULT as POLICY
 
 __all__ = [
+    "CANCELLED",
     "DISCARDED",
     "FAILED",
     "PENDING",
@@ -53,6 +54,8 @@ FAILED = "failed"
 DEFERRED = "deferred"
 #: The transaction aborted (or was doomed): nothing was sent.
 DISCARDED = "discarded"
+#: Cancelled at ``send()`` by a MailSending subscriber: never sent.
+CANCELLED = "cancelled"
 #: Built by a preview: never sent.
 PREVIEW = "preview"
 
@@ -178,6 +181,18 @@ class Recorder:
             txn = (manager or transaction.manager).get()
             txn.addAfterCommitHook(self._committed, (record, queued))
             txn.addAfterAbortHook(self._aborted, (record, txn))
+        self.store.add(record)
+        if request is not None:
+            request.environ.setdefault(REQUEST_KEY, []).append(record)
+
+    def cancelled(self, message: Any, envelope: Envelope, reason: str) -> None:
+        """Record *envelope*, cancelled by a MailSending subscriber for *reason*."""
+        envelope = Envelope(
+            envelope.sender, envelope.recipients, envelope.data, envelope.message_id
+        )
+        request = get_current_request()
+        origin = f"{request.method} {request.path_qs}" if request is not None else ""
+        record = Record(envelope, "send", CANCELLED, reason, origin=origin)
         self.store.add(record)
         if request is not None:
             request.environ.setdefault(REQUEST_KEY, []).append(record)
