@@ -14,6 +14,7 @@ from .exceptions import (
     CorruptEntry,
     InvalidMessageError,
     MailDeliveryError,
+    MailDropped,
     QueueError,
     QueueUnavailable,
     RelayUnavailable,
@@ -23,6 +24,7 @@ from .exceptions import (
 )
 from .mailers import ConsoleMailer, FileMailer, SendmailMailer, SMTPMailer
 from .message import Attachment, Envelope, Message
+from .policies import MailSending, Redirect
 from .processor import QueueProcessor
 from .processor_thread import QueueProcessorThread
 from .queue import MaildirQueue, QueueEntry
@@ -40,7 +42,9 @@ __all__ = [
     "InvalidMessageError",
     "MailDeferred",
     "MailDeliveryError",
+    "MailDropped",
     "MailFailed",
+    "MailSending",
     "MailSent",
     "MaildirQueue",
     "Message",
@@ -50,6 +54,7 @@ __all__ = [
     "QueueProcessorThread",
     "QueueUnavailable",
     "QueuedMailDelivery",
+    "Redirect",
     "RelayUnavailable",
     "RequestMailer",
     "SMTPMailer",

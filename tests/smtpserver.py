@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,8 @@ class Received:
     helo: str
     #: The DNS name in the client's certificate, if it sent one.
     client_cert: str | None
+    #: When it arrived (time.monotonic()), to measure rates.
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

@@ -27,7 +27,9 @@ def welcome(**kw: Any) -> Message:
 
 
 def app_with(subscriber: Any, settings: dict[str, str] | None = None) -> tuple[TestApp, Any]:
-    config = Configurator(settings={"tm.manager_hook": "pyramid_tm.explicit_manager", **(settings or {})})
+    config = Configurator(
+        settings={"tm.manager_hook": "pyramid_tm.explicit_manager", **(settings or {})}
+    )
     config.include("pyramid_tm")
     config.include("pyramid_sendmail.testing")
     if subscriber is not None:
@@ -172,7 +174,9 @@ def test_email_message_with_only_bcc_can_be_edited() -> None:
     msg.set_content("numbers\n")
     config = Configurator()
     config.include("pyramid_sendmail.testing")
-    config.add_subscriber(lambda e: e.message.replace_header("Subject", "Weekly"), IMailSendingEvent)
+    config.add_subscriber(
+        lambda e: e.message.replace_header("Subject", "Weekly"), IMailSendingEvent
+    )
     config.commit()
     with transaction.manager:
         get_mailer(config.registry).send(msg)
