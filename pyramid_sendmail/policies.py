@@ -59,8 +59,8 @@ DeliveryFilter = Callable[[Envelope], Envelope | None]
 
 @implementer(IMailSendingEvent)
 class MailSending:
-    """A message is being sent; subscribers may edit :attr:`message` and
-    :attr:`recipients`, or :meth:`cancel` it.
+    """A message is being sent; subscribers may edit ``message`` and
+    ``recipients``, or :meth:`cancel` it.
 
     See :class:`~pyramid_sendmail.interfaces.IMailSendingEvent`.
     """

@@ -184,3 +184,13 @@ def test_email_message_with_only_bcc_can_be_edited() -> None:
     assert mail.recipients == ["boss@example.org"]
     assert mail.subject == "Weekly"
     assert "Bcc" not in mail.message
+
+
+def test_event_provides_its_interface() -> None:
+    from zope.interface.verify import verifyObject
+
+    envelope = prepare(welcome())
+    event = MailSending(envelope.message, envelope.recipients, envelope.message_id)
+    assert verifyObject(IMailSendingEvent, event)
+    event.cancel()
+    assert event.cancelled and event.reason

@@ -41,11 +41,11 @@ class Schedule:
 
     @property
     def rank(self) -> int:
-        """The position of :attr:`priority` in :data:`PRIORITIES` (0 goes first)."""
+        """The position of ``priority`` in ``PRIORITIES`` (0 goes first)."""
         return PRIORITIES.index(self.priority)
 
     def expired(self, now: float) -> bool:
-        """True once *now* is past :attr:`expires_at`."""
+        """True once *now* is past ``expires_at``."""
         return self.expires_at is not None and now >= self.expires_at
 
 
