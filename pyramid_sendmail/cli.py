@@ -344,6 +344,9 @@ def _status(
     report = queue.status()
     # The Maildir reads scheduled mail and priorities from its names.
     schedule = queue.schedule_status() if hasattr(queue, "schedule_status") else None
+    if schedule is not None and not (schedule["scheduled"] or schedule["high"] or schedule["low"]):
+        # Nothing scheduled, all of one class: the report stays as it was.
+        schedule = None
     redirect = Redirect.from_settings(values) if values is not None else Redirect()
     if as_json:
         extra: dict[str, Any] = {}

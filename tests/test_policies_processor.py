@@ -270,3 +270,20 @@ def test_rate_limit_holds_over_seconds_with_workers_in_two_processes(
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert 18.0 <= rate <= 22.0, rate
     assert len({m.connection for m in smtp_server.messages}) >= 3
+
+
+def test_psendmail_status_shows_scheduled_mail_and_priorities(tmp_path: Path) -> None:
+    queue = MaildirQueue(str(tmp_path / "queue"))
+    queue.add(envelope("later", send_at=queue.clock() + 7200))
+    queue.add(envelope("reset", priority="high"))
+    queue.add(envelope("news", priority="low"))
+    ini = tmp_path / "app.ini"
+    ini.write_text("[app:main]\nmail.queue_path = %(here)s/queue\n")
+    out = io.StringIO()
+    assert main([str(ini), "status"], out=out) == 0
+    text = out.getvalue()
+    assert "scheduled" in text and "next in" in text
+    assert "waiting by priority: 1 high, 1 normal, 1 low" in text
+    out = io.StringIO()
+    assert main([str(ini), "status", "--json"], out=out) == 0
+    assert '"scheduled": 1' in out.getvalue()
