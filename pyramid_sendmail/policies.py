@@ -195,8 +195,9 @@ class Redirect:
         visible = _visible_addresses(lines)
         original = [r for r in redirected if r.lower() in visible]
         lines = [line for line in lines if not _named(line, b"x-original-recipients")]
-        if original:
-            lines.append(_fold("X-Original-Recipients", ", ".join(original)))
+        # A message redirected away from Bcc recipients alone says so, and
+        # names none of them (as prepare() does).
+        lines.append(_fold("X-Original-Recipients", ", ".join(original) or "(Bcc only)"))
         if self.subject_prefix:
             lines = self._prefixed(lines)
         data = b"".join(lines) + b"\r\n" + body if sep else envelope.data
