@@ -25,7 +25,7 @@ from typing import Any
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
-from zope.interface import implementer
+from zope.interface import implementedBy, implementer
 
 from .exceptions import InvalidMessageError
 from .interfaces import IMailSendingEvent
@@ -101,7 +101,10 @@ def has_sending_subscribers(registry: Any) -> bool:
     adapters = getattr(registry, "adapters", None)
     if adapters is None:
         return False
-    return bool(adapters.subscriptions((IMailSendingEvent,), None))
+    # The class's own specification: subscribers registered for the class
+    # (add_subscriber(f, MailSending)) as well as for its interface.
+    spec = implementedBy(MailSending)  # type: ignore[no-untyped-call]
+    return bool(adapters.subscriptions((spec,), None))
 
 
 def rebuild(envelope: Envelope, event: MailSending, default_sender: str | None) -> Envelope:

@@ -189,3 +189,17 @@ def test_commit_that_fails_discards_the_message(tmp_path: Path) -> None:
     record = get_devtools(registry).inbox.records()[0]  # type: ignore[union-attr]
     assert (record.outcome, record.detail) == ("discarded", "the commit failed")
     assert get_testing_mailer(registry).delivered == []
+
+
+def test_message_cancelled_by_a_mail_sending_subscriber_is_in_the_inbox() -> None:
+    from pyramid_sendmail import MailSending
+
+    def configure(config: Configurator) -> None:
+        config.add_subscriber(lambda event: event.cancel("unsubscribed"), MailSending)
+
+    app = make_app(configure=configure)
+    message_id = app.post("/send").text
+    [record] = get_devtools(app.app.registry).inbox.records()  # type: ignore[union-attr]
+    assert (record.outcome, record.detail) == ("cancelled", "unsubscribed")
+    assert record.envelope.message_id == message_id
+    assert record.origin == "POST /send"
