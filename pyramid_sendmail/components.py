@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 from pyramid.exceptions import ConfigurationError
@@ -31,6 +32,7 @@ from .settings import MailSettings
 
 __all__ = [
     "BUILT_IN_MAILERS",
+    "SMTP_ONLY",
     "ComponentsFactory",
     "IMailComponents",
     "IMailComponentsFactory",
@@ -39,12 +41,20 @@ __all__ = [
     "build_components",
     "build_mailer",
     "build_sql_queue",
+    "describe_components",
     "mailer_factory",
     "open_configured_queue",
     "register_components",
 ]
 
 log = logging.getLogger(__name__)
+
+#: The settings only the SMTP mailer reads (warned about with another mailer).
+SMTP_ONLY = (
+    "host", "port", "username", "password", "tls", "ssl", "keyfile", "certfile", "cafile",
+    "verify", "allow_insecure_auth", "local_hostname", "pipelining", "pool_size",
+    "pool_idle_timeout",
+)  # fmt: skip
 
 #: The ``mail.mailer`` kinds that are not dotted names.
 BUILT_IN_MAILERS = ("smtp", "sendmail", "file", "console")
@@ -173,11 +183,21 @@ def build_mailer(settings: MailSettings, app_settings: Mapping[str, Any] | None 
     """Build the mailer that ``mail.mailer`` names.
 
     A dotted name is resolved and called with a copy of *app_settings*.
+    Files the settings name (``mail.cafile``, ``mail.keyfile``,
+    ``mail.certfile``, ``mail.sendmail_app``) must exist: a
+    :class:`~pyramid.exceptions.ConfigurationError` names the key and path,
+    rather than every send failing later as if the relay were down.
     """
     kind = settings.mailer
     if kind not in BUILT_IN_MAILERS:
         return mailer_factory(settings)(dict(app_settings or {}))
+    if kind != "smtp":
+        _warn_ignored(settings)
     if kind == "smtp":
+        for key in ("cafile", "keyfile", "certfile"):
+            path = getattr(settings, key)
+            if path and not os.path.isfile(path):
+                raise ConfigurationError(f"mail.{key}: no such file {path!r}")
         return SMTPMailer(
             host=settings.host,
             port=settings.port,
@@ -198,7 +218,11 @@ def build_mailer(settings: MailSettings, app_settings: Mapping[str, Any] | None 
             pool_idle_timeout=settings.pool_idle_timeout,
         )
     if kind == "sendmail":
-        return SendmailMailer(settings.sendmail_app)
+        app = settings.sendmail_app
+        found = shutil.which(app) if os.sep not in app else app
+        if found is None or not (os.path.isfile(found) and os.access(found, os.X_OK)):
+            raise ConfigurationError(f"mail.sendmail_app: no executable file {app!r}")
+        return SendmailMailer(app)
     if kind == "file":
         return FileMailer(os.path.abspath(settings.file_path))
     return ConsoleMailer()
@@ -290,3 +314,35 @@ def register_components(registry: Any, components: MailComponents) -> None:
         registry.registerUtility(components.queued_delivery, IQueuedMailDelivery)
     else:
         registry.unregisterUtility(provided=IQueuedMailDelivery)
+
+
+def _warn_ignored(settings: MailSettings) -> None:
+    defaults = {f.name: f.default for f in fields(settings)}
+    ignored = [f"mail.{k}" for k in SMTP_ONLY if getattr(settings, k) != defaults.get(k)]
+    if ignored:
+        log.warning(
+            "mail.mailer = %s ignores the SMTP settings %s",
+            settings.mailer,
+            ", ".join(ignored),
+        )
+
+
+def describe_components(components: MailComponents) -> str:
+    """One line saying which delivery, mailer and queue are in use (no password)."""
+    settings = components.settings
+    delivery = "queued" if components.delivery is components.queued_delivery else "direct"
+    mailer = type(components.mailer).__name__
+    if settings.mailer == "smtp":
+        mailer += f" {settings.host}:{settings.port}"
+        mailer += " (STARTTLS)" if settings.tls else " (TLS)" if settings.ssl else ""
+        if settings.username:
+            mailer += f" as {settings.username}"
+    elif settings.mailer == "file":
+        mailer += f" {os.path.abspath(settings.file_path)}"
+    if settings.queue == "sql":
+        queue = "SQL"
+    elif settings.queue_path:
+        queue = f"Maildir {settings.queue_path}"
+    else:
+        queue = "none"
+    return f"mail: {delivery} delivery, mailer {mailer}, queue {queue}"

@@ -17,6 +17,7 @@ from .components import (
     IMailComponentsFactory,
     MailComponents,
     build_components,
+    describe_components,
     register_components,
 )
 from .interfaces import IMailer
@@ -49,6 +50,7 @@ def includeme(config: Configurator) -> None:
     setattr(registry, _INCLUDED, True)
     settings = parse_settings(registry.settings or {})
     components = build_and_register(registry, settings)
+    log.info(describe_components(components))
     config.add_request_method(request_mailer, "mailer", reify=True)
     # Previews are registered whether or not mail.devtools serves them, so an
     # application declares them once for every environment.

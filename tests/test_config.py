@@ -307,3 +307,66 @@ def test_psendmail_and_the_include_build_the_same_parts(tmp_path):
     assert components.processor is not None
     assert components.processor.workers == 2
     assert components.processor.queue is components.queued_delivery.queue
+
+
+# --- the front door: files, ignored settings, the start-up line ------------
+
+
+@pytest.mark.parametrize("key", ["cafile", "keyfile", "certfile"])
+def test_a_missing_tls_file_fails_at_start_up_naming_key_and_path(tmp_path, key):
+    existing = tmp_path / "client.pem"
+    existing.write_text("")
+    missing = str(tmp_path / "nope.pem")
+    settings = {"mail.certfile": str(existing), f"mail.{key}": missing}
+    with pytest.raises(ConfigurationError) as info:
+        configure(settings)
+    assert f"mail.{key}" in str(info.value) and missing in str(info.value)
+
+
+def test_a_missing_sendmail_app_fails_at_start_up_naming_key_and_path(tmp_path):
+    missing = str(tmp_path / "sbin" / "sendmail")
+    with pytest.raises(ConfigurationError, match="mail.sendmail_app") as info:
+        configure({"mail.mailer": "sendmail", "mail.sendmail_app": missing})
+    assert missing in str(info.value)
+
+
+def test_an_existing_sendmail_app_is_accepted(tmp_path):
+    app = tmp_path / "sendmail"
+    app.write_text("#!/bin/sh\nexit 0\n")
+    app.chmod(0o755)
+    configure({"mail.mailer": "sendmail", "mail.sendmail_app": str(app)})
+
+
+def test_the_file_mailer_warns_about_the_smtp_settings_it_ignores(tmp_path, caplog):
+    settings = {
+        "mail.mailer": "file",
+        "mail.file_path": str(tmp_path),
+        "mail.host": "smtp.example.org",
+        "mail.username": "ann",
+        "mail.password": "s3cret",
+    }
+    with caplog.at_level("WARNING", logger="pyramid_sendmail.components"):
+        configure(settings)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "mail.mailer = file ignores" in warning
+    assert "mail.host" in warning and "mail.username" in warning
+    assert "s3cret" not in warning
+
+
+def test_start_up_logs_one_line_with_delivery_mailer_and_queue(tmp_path, caplog):
+    settings = {
+        "mail.host": "smtp.example.org",
+        "mail.port": "587",
+        "mail.tls": "true",
+        "mail.username": "ann",
+        "mail.password": "s3cret",
+        "mail.queue_path": str(tmp_path / "queue"),
+    }
+    with caplog.at_level("INFO", logger="pyramid_sendmail.config"):
+        configure(settings)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "pyramid_sendmail.config"]
+    assert line == (
+        "mail: queued delivery, mailer SMTPMailer smtp.example.org:587 (STARTTLS) as ann, "
+        f"queue Maildir {tmp_path / 'queue'}"
+    )
+    assert "s3cret" not in caplog.text
