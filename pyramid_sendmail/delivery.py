@@ -34,6 +34,7 @@ __all__ = [
     "deliver_now",
     "describe",
     "log_attempt",
+    "log_refused",
     "send_now",
 ]
 
@@ -232,6 +233,7 @@ def deliver_now(
         events(MailFailed(envelope, exc))
         return exc
     log_attempt(envelope, started, describe(result))
+    log_refused(envelope, result, queued=False)
     events(MailSent(envelope, result.accepted))
     if result.refused:
         # Direct delivery does not retry: even a 4xx refusal is final here,
@@ -258,10 +260,27 @@ def send_now(mailer: IMailer, envelope: Envelope, events: EventSink) -> str:
 
 
 def describe(result: Any) -> str:
-    """A short outcome for the log line."""
+    """A short outcome for the log line; :func:`log_refused` adds the rest."""
     if result.refused:
-        return f"sent, {len(result.refused)} recipient(s) refused: {result.refused}"
+        total = len(result.accepted) + len(result.refused)
+        return f"sent to {len(result.accepted)} of {total} recipient(s)"
     return "sent"
+
+
+def log_refused(envelope: Envelope, result: Any, queued: bool) -> None:
+    """One log line per recipient the relay refused, with its reply.
+
+    A temporary refusal is "deferred" when the queue will retry it
+    (*queued*); direct delivery does not retry, and says so.
+    """
+    for recipient, reply in result.refused.items():
+        if not reply.temporary:
+            outcome = "refused"
+        elif queued:
+            outcome = "deferred"
+        else:
+            outcome = "refused for now (direct delivery does not retry)"
+        log.warning("mail %s to %s: %s: %s", envelope.message_id, recipient, outcome, reply)
 
 
 def log_attempt(

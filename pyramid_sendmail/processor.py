@@ -14,7 +14,7 @@ from typing import Any
 
 from zope.interface import implementer
 
-from .delivery import describe, log_attempt
+from .delivery import describe, log_attempt, log_refused
 from .events import MailDeferred, MailFailed, MailSent, notify_with_registry
 from .exceptions import CorruptEntry, MailDeliveryError, MailDropped, RelayUnavailable
 from .interfaces import IMailer, IMailEvent, IMailQueue, IMailQueueProcessor
@@ -369,6 +369,7 @@ class QueueProcessor:
             self._failed(entry, outcome, refused)
             return
         log_attempt(envelope, started, describe(outcome))
+        log_refused(envelope, outcome, queued=True)
         if outcome.refused:
             error = MailDeliveryError(
                 "some recipients were refused", temporary=False, refused=outcome.refused

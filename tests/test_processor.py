@@ -845,3 +845,24 @@ def test_a_slow_live_send_keeps_its_claim_and_is_delivered_once(
     assert len(smtp_server.messages) == 1
     assert smtp_server.messages[0].recipients == tuple(recipients)
     assert listing(slow.queue) == {"tmp": [], "new": [], "cur": [], "failed": []}
+
+
+def test_a_partial_delivery_logs_one_readable_line_per_refused_recipient(
+    queue: MaildirQueue, processor_for: Any, smtp_server: Any, caplog: Any
+) -> None:
+    ann, bob, cy = "ann@example.org", "bob@example.org", "cy@example.org"
+    mail = envelope(to=[ann, bob, cy])
+    queue.add(mail)
+    processor = processor_for(smtp_server)
+    smtp_server.faults.rcpt = {bob: "451 4.7.1 Greylisted", cy: "550 5.1.1 No such user"}
+
+    with caplog.at_level("INFO", logger="pyramid_sendmail.delivery"):
+        processor.process_once()
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "pyramid_sendmail.delivery"]
+    assert f"{mail.message_id} to 3 recipient(s): sent to 1 of 3 recipient(s)" in lines[0]
+    assert lines[1:] == [
+        f"mail {mail.message_id} to {bob}: deferred: 451 4.7.1 Greylisted",
+        f"mail {mail.message_id} to {cy}: refused: 550 5.1.1 No such user",
+    ]
+    assert "b'" not in caplog.text and "{" not in caplog.text
