@@ -325,7 +325,7 @@ def test_a_missing_tls_file_fails_at_start_up_naming_key_and_path(tmp_path, key)
 
 def test_a_missing_sendmail_app_fails_at_start_up_naming_key_and_path(tmp_path):
     missing = str(tmp_path / "sbin" / "sendmail")
-    with pytest.raises(ConfigurationError, match="mail.sendmail_app") as info:
+    with pytest.raises(ConfigurationError, match=r"mail\.sendmail_app") as info:
         configure({"mail.mailer": "sendmail", "mail.sendmail_app": missing})
     assert missing in str(info.value)
 
