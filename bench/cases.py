@@ -41,6 +41,7 @@ from email.policy import SMTP
 from typing import Any
 
 import payload
+from sqlcases import SQL_CASES
 
 PSM = "pyramid_sendmail"
 
@@ -657,6 +658,8 @@ CASES = {
     "fill": case_fill,
     "status": case_status,
 }
+# The SQL queue's cases (PostgreSQL; issue 10) live in sqlcases.py.
+CASES.update(SQL_CASES)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -672,6 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes", type=int, default=1, help="pyramid_sendmail processes (forked)"
     )
+    parser.add_argument("--url", help="the SQL queue's database (sql-* cases)")
     parser.add_argument("--prefilled", action="store_true", help="drain the queue as it is")
     parser.add_argument("--profile", help="write cProfile stats of the timed section here")
     args = parser.parse_args(argv)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -47,6 +47,8 @@ import payload  # noqa: E402
 #: What the virtual environment gets besides the checkout (pip install -e).
 COMPARED = ["repoze.sendmail", "pyramid_mailer", "zope.sendmail"]
 TOOLS = ["aiosmtpd", "trustme", "webtest", "pyramid_tm"]
+#: The SQL queue's cases (issue 10): the checkout's ``sql`` extra and the driver.
+SQL_TOOLS = ["SQLAlchemy", "zope.sqlalchemy", "psycopg[binary]"]
 SMTP_SINK = "/usr/sbin/smtp-sink"
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 POSTFIX_HINT = (
@@ -74,6 +76,10 @@ SIZES = {
         "direct-far": 60,
         "backlog-small": 1000,
         "backlog-large": 100_000,
+        "sql-request": 1000,
+        "sql-drain": 3000,
+        "sql-backlog-small": 1000,
+        "sql-backlog-large": 100_000,
     },
     "quick": {
         "enqueue": 100,
@@ -84,9 +90,17 @@ SIZES = {
         "direct-far": 10,
         "backlog-small": 100,
         "backlog-large": 1000,
+        "sql-request": 30,
+        "sql-drain": 100,
+        "sql-backlog-small": 50,
+        "sql-backlog-large": 200,
     },
 }
-CASE_NAMES = ["enqueue", "request", "drain", "drain-far", "direct", "direct-far", "backlog"]
+CASE_NAMES = [
+    "enqueue", "request", "drain", "drain-far", "direct", "direct-far", "backlog", "sql",
+]  # fmt: skip
+#: The SQL queue's drain with this many forked processors against one (issue 10).
+SQL_PROCESSES = 4
 PSM_NOPOOL = f"{PSM}-nopool"
 #: The round trip the delaying proxy makes (5 ms each way).
 FAR_RTT_MS = 10.0
@@ -257,7 +271,9 @@ def run_worker(
 def ensure_venv() -> str:
     """Create bench/.venv and install what is compared; return its python."""
     python = VENV / "bin" / "python"
-    wanted = json.dumps({"repo": str(REPO), "packages": COMPARED + TOOLS}, sort_keys=True)
+    wanted = json.dumps(
+        {"repo": str(REPO), "packages": COMPARED + TOOLS + SQL_TOOLS}, sort_keys=True
+    )
     stamp = VENV / ".bench-installed"
     if not python.exists():
         print(f"creating {VENV} ...", flush=True)
@@ -265,7 +281,7 @@ def ensure_venv() -> str:
     if not stamp.exists() or stamp.read_text() != wanted:
         print("installing the checkout and the packages compared (pip) ...", flush=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "-e", str(REPO), *COMPARED, *TOOLS],
+            [python, "-m", "pip", "install", "-q", "-e", REPO, *COMPARED, *TOOLS, *SQL_TOOLS],
             check=True,
         )
         stamp.write_text(wanted)
@@ -273,7 +289,8 @@ def ensure_venv() -> str:
 
 
 def versions(python: str, have_postfix: bool) -> dict:
-    names = [PSM, "pyramid", "transaction", *COMPARED, *TOOLS]
+    names = [PSM, "pyramid", "transaction", *COMPARED, *TOOLS, "SQLAlchemy", "zope.sqlalchemy"]
+    names += ["psycopg"]
     code = (
         "import json, sys, importlib.metadata as m\n"
         "out = {'python': sys.version.split()[0]}\n"
@@ -358,6 +375,7 @@ class Bench:
         self.notes: list[str] = []
         self.rows: list[Row] = []
         self.timeout = 900.0
+        self.pg: Any = None
 
     # A fresh directory for every measurement (BENCH-NOTES: never reuse one).
     def fresh_dir(self, label: str) -> str:
@@ -651,6 +669,8 @@ class Bench:
             self.add_direct(far=True)
         if "backlog" in cases:
             self.add_backlog()
+        if "sql" in cases:
+            self.add_sql()
         repeats = self.options.repeats
         for repeat in range(repeats):
             print(f"== repeat {repeat + 1} of {repeats}", flush=True)
@@ -676,7 +696,121 @@ class Bench:
                         flush=True,
                     )
 
+    # -- the SQL queue on PostgreSQL (issue 10)
+    def postgres(self) -> Any:
+        """The private cluster of tests/pgserver.py, started once; None when
+        PostgreSQL is not installed (outside CI: the SQL rows are left out)."""
+        if self.pg is None:
+            sys.path.insert(0, str(REPO / "tests"))
+            import pgserver
+
+            try:
+                server = pgserver.PostgreSQLServer()
+            except pgserver.PostgreSQLUnavailable:
+                return None
+            server.start()
+            self.pg = server
+        return self.pg
+
+    def add_sql(self) -> None:
+        pg = self.postgres()
+        if pg is None:
+            note = "PostgreSQL is not installed: the SQL queue's rows are left out"
+            if os.environ.get("CI"):
+                raise SystemExit(note + " (CI must run them)")
+            self.notes.append(note)
+            print(note, flush=True)
+            return
+        n = self.sizes["sql-request"]
+
+        def request(repeat: int) -> dict:
+            return self.worker("sql-request", PSM, "--dir", "-", "--n", str(n), "--url", self.db())
+
+        self.rows.append(
+            Row("sql", "request", "request: app row + one message vs row alone", request)
+        )
+        n_drain = self.sizes["sql-drain"]
+        drains = [
+            ("maildir", f"{PSM}, Maildir, 1 process", 1),
+            ("sql", f"{PSM}, SQL queue, 1 process", 1),
+            (
+                f"sql -p{SQL_PROCESSES}",
+                f"{PSM}, SQL queue, {SQL_PROCESSES} processes",
+                SQL_PROCESSES,
+            ),
+        ]
+        for variant, label, processes in drains:
+
+            def drain(repeat: int, variant: str = variant, processes: int = processes) -> dict:
+                with self.loopback_sink() as sink:
+                    common = ["--n", str(n_drain), "--port", str(sink.port)]
+                    common += ["--processes", str(processes)]
+                    if variant == "maildir":
+                        result = self.worker(
+                            "drain", PSM, "--dir", self.fresh_dir("sql-maildir"), *common
+                        )
+                    else:
+                        result = self.worker(
+                            "sql-drain", PSM, "--dir", "-", "--url", self.db(), *common
+                        )
+                result["server"] = sink.counters
+                return result
+
+            self.rows.append(Row("sql", variant, label, drain))
+        last = self.options.repeats - 1
+        for size_key, variant, only in (
+            ("sql-backlog-small", "backlog-small", None),
+            # Once: 100,000 rows take minutes to write and drain on two cores.
+            ("sql-backlog-large", "backlog-large", None if self.options.quick else last),
+        ):
+            count = self.sizes[size_key]
+
+            def backlog(repeat: int, count: int = count) -> dict:
+                return self.sql_backlog(count)
+
+            self.rows.append(Row("sql", variant, f"backlog: {count:,} rows queued", backlog, only))
+
+    def db(self) -> str:
+        return str(self.pg.create_database())
+
+    def sql_backlog(self, n: int) -> dict:
+        url = self.db()
+        fill = self.worker("sql-fill", PSM, "--dir", "-", "--n", str(n), "--url", url, timeout=3600)
+        if "error" in fill:
+            return fill
+        ini = Path(tempfile.mkdtemp(prefix="sql-status-", dir=self.work)) / "status.ini"
+        ini.write_text(
+            f"[app:main]\nuse = call:pyramid.router:Router\nsqlalchemy.url = {url}\n"
+            "mail.queue = sql\n"
+        )
+        status_times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            done = subprocess.run(
+                [self.python, "-m", "pyramid_sendmail.cli", str(ini), "status"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            status_times.append(time.perf_counter() - started)
+            if done.returncode != 0:
+                return {"error": "psendmail status failed: " + done.stderr.strip()[-200:]}
+        in_process = self.worker("sql-status", PSM, "--dir", "-", "--url", url)
+        with self.loopback_sink() as sink:
+            result = self.worker(
+                "sql-drain", PSM, "--dir", "-", "--url", url, "--prefilled",
+                "--port", str(sink.port), timeout=3600,
+            )  # fmt: skip
+        result["server"] = sink.counters
+        result["fill"] = fill
+        result["status_cli_seconds"] = statistics.median(status_times)
+        result["status_in_process_seconds"] = in_process.get("seconds")
+        return result
+
     def cleanup(self) -> None:
+        if self.pg is not None:
+            self.pg.remove()
+            self.pg = None
         if not self.options.keep_work:
             shutil.rmtree(self.work, ignore_errors=True)
 
@@ -696,7 +830,7 @@ def _check(result: dict) -> None:
 
 
 def _summary(case: str, result: dict) -> str:
-    if case == "request":
+    if case == "request" or "added_ms" in result:
         return f"+{result['added_ms']:.3f} ms/request"
     warning = f"  WARNING: {result['warning']}" if "warning" in result else ""
     return f"{result['rate']:,.0f} msg/s{warning}"
@@ -893,9 +1027,39 @@ def report(
                     add(f"      ! {r.get('error') or r['warning']}")
         add("")
 
+    sql_rows = [r for r in rows if r.case == "sql"]
+    if sql_rows:
+        add(
+            "sql: the SQL queue on PostgreSQL 15 over 127.0.0.1 (private cluster, fsync off), "
+            f"side by side with the Maildir; drains to {sink_name}"
+        )
+        add(
+            f"  {'variant':<52} {'msg/s':>9} {'range':>15} {'added ms':>9} {'range':>15} "
+            f"{'status CLI s':>13} {'status() s':>11}"
+        )
+        for row in sql_rows:
+            add(
+                f"  {row.label:<52} {_fmt(_median(row, 'rate'), '{:,.0f}'):>9} "
+                f"{_spread(row, 'rate', '{:,.0f}'):>15} "
+                f"{_fmt(_median(row, 'added_ms'), '{:.3f}'):>9} "
+                f"{_spread(row, 'added_ms', '{:.3f}'):>15} "
+                f"{_fmt(_median(row, 'status_cli_seconds'), '{:.2f}'):>13} "
+                f"{_fmt(_median(row, 'status_in_process_seconds'), '{:.3f}'):>11}"
+            )
+            for r in row.results:
+                if "error" in r or "warning" in r:
+                    add(f"      ! {r.get('error') or r['warning']}")
+        request = _find(rows, "sql", "request")
+        if request and _median(request, "send_ms") is not None:
+            add(
+                f"  request medians: row + message {_median(request, 'send_ms'):.3f} ms, "
+                f"row alone {_median(request, 'nothing_ms'):.3f} ms"
+            )
+        add("")
+
     targets = evaluate_targets(rows)
     if targets:
-        add("targets (issue 4), from the medians above")
+        add("targets (issues 4, 10 and 14), from the medians above")
         for name, measured, goal, met in targets:
             verdict = "n/a" if met is None else ("met" if met else "MISSED")
             add(f"  {name:<58} {measured:>12} {goal:>10}  {verdict}")
@@ -992,6 +1156,7 @@ def evaluate_targets(rows: list[Row]) -> list[tuple[str, str, str, bool | None]]
         out.append(
             ("request: time one queued message adds", f"{added:.3f} ms", "< 1 ms", added < 1.0)
         )
+    out += sql_targets(rows)
     small, large = _find(rows, "backlog", "small"), _find(rows, "backlog", "large")
     if small and large:
         s, big = _median(small, "rate"), _median(large, "rate")
@@ -1019,6 +1184,49 @@ def evaluate_targets(rows: list[Row]) -> list[tuple[str, str, str, bool | None]]
             out.append(
                 ("backlog: `psendmail status`, large queue", f"{status:.2f} s", "< 2 s", status < 2)
             )
+    return out
+
+
+def sql_targets(rows: list[Row]) -> list[tuple[str, str, str, bool | None]]:
+    """Issue 10's goals for the SQL queue, from the medians of the ``sql`` rows."""
+    out: list[tuple[str, str, str, bool | None]] = []
+
+    def value(variant: str, key: str) -> float | None:
+        row = _find(rows, "sql", variant)
+        return _median(row, key) if row else None
+
+    added = value("request", "added_ms")
+    if added is not None:
+        out.append(
+            (
+                "sql: a queued message adds to a request",
+                f"{added:.3f} ms",
+                "<= 0.3 ms",
+                added <= 0.3,
+            )
+        )
+    pairs = [
+        ("sql: drain, 1 process, vs the Maildir's", "sql", "maildir", 0.6, True),
+        (
+            f"sql: drain, {SQL_PROCESSES} processes vs 1",
+            f"sql -p{SQL_PROCESSES}",
+            "sql",
+            2.0,
+            False,
+        ),
+        ("sql: drain rate, 100,000 rows vs 1,000", "backlog-large", "backlog-small", 0.8, True),
+    ]
+    for name, mine, other, goal, percent in pairs:
+        a, b = value(mine, "rate"), value(other, "rate")
+        if a is None or not b:
+            continue
+        ratio = a / b
+        shown = f"{ratio:.0%}" if percent else f"{ratio:.2f}x"
+        wanted = f">= {goal:.0%}" if percent else f">= {goal:g}x"
+        out.append((name, shown, wanted, ratio >= goal))
+    status = value("backlog-large", "status_cli_seconds")
+    if status is not None:
+        out.append(("sql: `psendmail status`, large table", f"{status:.2f} s", "< 1 s", status < 1))
     return out
 
 
