@@ -474,19 +474,71 @@ def _age(seconds: float | None) -> str:
 
 
 class _ProgressBar:
+    """A one-line bar on a terminal that log lines to the same terminal do not
+    overwrite: while it is shown, the logging handlers writing to its stream
+    write through :class:`_BarAwareStream`, which clears the bar's line before a
+    record and redraws the bar after it.
+    """
+
     def __init__(self, stream: TextIO, width: int = 30) -> None:
         self.stream = stream
         self.width = width
+        self.line = ""
+        self._swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
+        proxy = _BarAwareStream(self)
+        for handler in _stream_handlers():
+            if handler.stream is stream:
+                self._swapped.append((handler, handler.stream))
+                handler.setStream(proxy)
 
     def __call__(self, done: int, total: int) -> None:
         filled = self.width * done // max(total, 1)
         bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {done}/{total}")
+        self.line = f"[{bar}] {done}/{total}"
+        self.stream.write("\r" + self.line)
         self.stream.flush()
 
     def finish(self) -> None:
-        self.stream.write("\n")
+        for handler, original in self._swapped:
+            handler.setStream(original)
+        self._swapped = []
+        if self.line:
+            self.stream.write("\n")
+        self.line = ""
         self.stream.flush()
+
+
+class _BarAwareStream:
+    """What a logging handler writes to while a :class:`_ProgressBar` is shown."""
+
+    def __init__(self, bar: _ProgressBar) -> None:
+        self.bar = bar
+        self.cleared = False
+
+    def write(self, text: str) -> int:
+        if self.bar.line and not self.cleared:
+            # Carriage return, then erase to the end of the line (ANSI EL).
+            self.bar.stream.write("\r\x1b[K")
+            self.cleared = True
+        return self.bar.stream.write(text)
+
+    def flush(self) -> None:
+        # StreamHandler flushes once per record, after its terminator.
+        if self.cleared:
+            self.bar.stream.write("\r" + self.bar.line)
+            self.cleared = False
+        self.bar.stream.flush()
+
+
+def _stream_handlers() -> list[logging.StreamHandler[Any]]:
+    loggers: list[Any] = [logging.getLogger()]
+    loggers += logging.Logger.manager.loggerDict.values()
+    return [
+        handler
+        for logger in loggers
+        for handler in getattr(logger, "handlers", ())
+        if isinstance(handler, logging.StreamHandler)
+    ]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -668,3 +668,85 @@ def test_a_reader_that_goes_away_is_no_traceback(
 
     assert code == 1
     assert capsys.readouterr().err == ""
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_run_once_log_lines_and_the_progress_bar_do_not_overwrite_each_other(
+    psendmail: Psendmail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    handler = logging.StreamHandler(terminal)
+    handler.setFormatter(logging.Formatter("LOG %(message)s"))
+    logger = logging.getLogger("pyramid_sendmail")
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    monkeypatch.setattr(logging.Logger.manager, "disable", 0)
+    # An earlier test's logging.config may have disabled the package's loggers.
+    for name, child in logging.Logger.manager.loggerDict.items():
+        if name.startswith("pyramid_sendmail.") and isinstance(child, logging.Logger):
+            monkeypatch.setattr(child, "disabled", False)
+            monkeypatch.setattr(child, "level", logging.NOTSET)
+    logger.addHandler(handler)
+    logging.Logger.manager._clear_cache()  # the levels were set behind its back
+    try:
+        for i in range(8):
+            psendmail.queue.add(envelope(f"message {i}"))
+        code, _ = psendmail("--no-app", "run", "--once")
+    finally:
+        logger.removeHandler(handler)
+        monkeypatch.undo()
+        logging.Logger.manager._clear_cache()
+
+    assert code == 0
+    assert handler.stream is terminal
+    shown = on_screen(terminal.getvalue())
+    logged = [line for line in shown if "LOG" in line]
+    assert len(logged) == 8, terminal.getvalue()
+    assert all(line.startswith("LOG ") for line in logged), shown
+    assert shown[-2].startswith("[###") and shown[-2].endswith("8/8"), shown
+
+
+def on_screen(written: str) -> list[str]:
+    """The lines a terminal shows: "\\r" goes back to the line's start, ESC[K erases it."""
+    return [line.rsplit("\r", 1)[-1].replace("\x1b[K", "") for line in written.split("\n")]
+
+
+def test_a_log_line_between_two_progress_updates_gets_its_own_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import logging
+
+    from pyramid_sendmail.cli import _ProgressBar
+
+    terminal = _Terminal()
+    handler = logging.StreamHandler(terminal)
+    logger = logging.getLogger("pyramid_sendmail.test_progress")
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    monkeypatch.setattr(logger, "disabled", False)
+    logger.addHandler(handler)
+    logging.Logger.manager._clear_cache()  # the level was set behind its back
+    try:
+        bar = _ProgressBar(terminal, width=4)
+        bar(1, 2)
+        logger.info("first message sent")
+        bar(2, 2)
+        logger.info("second message sent")
+        bar.finish()
+    finally:
+        logger.removeHandler(handler)
+        monkeypatch.undo()
+        logging.Logger.manager._clear_cache()
+
+    assert on_screen(terminal.getvalue()) == [
+        "first message sent",
+        "second message sent",
+        "[####] 2/2",
+        "",
+    ]
+    assert handler.stream is terminal
