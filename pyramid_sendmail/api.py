@@ -254,11 +254,6 @@ class RequestMailer:
                 "transaction commits; use send_to_queue() (with mail.queue_path "
                 "or mail.queue = sql)"
             )
-        if ISQLMailDelivery.providedBy(delivery):
-            raise SendmailError(
-                "the SQL queue does not carry send_at, expires_at or priority yet; "
-                "use the Maildir queue (mail.queue_path) for scheduled mail"
-            )
         return schedule
 
     def _record(

@@ -342,7 +342,8 @@ def _status(
     queue: IMailQueue, as_json: bool, out: TextIO, values: MailSettings | None = None
 ) -> int:
     report = queue.status()
-    # The Maildir reads scheduled mail and priorities from its names.
+    # Both queues report scheduled mail and priorities (Maildir: from its
+    # names; SQL: from its columns).
     schedule = queue.schedule_status() if hasattr(queue, "schedule_status") else None
     if schedule is not None and not (schedule["scheduled"] or schedule["high"] or schedule["low"]):
         # Nothing scheduled, all of one class: the report stays as it was.

@@ -361,16 +361,18 @@ def test_release_gives_back_what_the_processor_did_not_take(engine: sa.Engine) -
     other.close()
 
 
-def test_an_expired_message_goes_to_the_dead_letters_unsent(engine: sa.Engine) -> None:
+def test_an_expired_message_is_claimed_with_its_expiry_for_the_processor(
+    engine: sa.Engine,
+) -> None:
+    # The processor fails it with its reason (tests/test_queue_sql_policies.py).
     clock = Clock()
     queue = SQLQueue(engine.url, clock=clock)
     write(engine, queue, envelope())
     with engine.begin() as connection:
         connection.execute(queue_table.update().values(expires_at=clock.now - 1))
 
-    assert queue.claimable() == []
-    (dead,) = queue.list("failed")
-    assert dead.error == "expired"
+    (entry,) = claim_all(queue)
+    assert entry.schedule.expired(clock.now)
     queue.close()
 
 

@@ -36,7 +36,7 @@ from zope.interface import implementer
 from ..exceptions import CorruptEntry, QueueError, UnknownEntry
 from ..interfaces import IMailQueue
 from ..message import Envelope
-from .entry import STATES, QueueEntry, QueueStatus
+from .entry import NORMAL, PRIORITIES, STATES, QueueEntry, QueueStatus, Schedule
 from .sql_notify import Listener, announce
 from .sql_schema import check as check_schema
 from .sql_schema import failed_table, queue_table
@@ -57,6 +57,8 @@ _CLAIMED = (
     _Q.queued_at,
     _Q.attempts,
     _Q.last_error,
+    _Q.expires_at,
+    _Q.priority,
 )
 
 
@@ -244,16 +246,29 @@ class SQLQueue:
         # rest are parameters, so SQLAlchemy compiles the statement once
         # (a multi-row VALUES would be compiled anew, at about a
         # millisecond a row, more than the round trips it saves).
-        statement = queue_table.insert().values(queued_at=now, due_at=now)
-        rows = [_params(envelope) for envelope in envelopes]
-        session.execute(statement, rows[0] if len(rows) == 1 else rows)
+        plain = [_params(e) for e in envelopes if _schedule_of(e) is NORMAL]
+        if plain:
+            statement = queue_table.insert().values(queued_at=now, due_at=now)
+            session.execute(statement, plain[0] if len(plain) == 1 else plain)
+        scheduled = [_scheduled_params(e) for e in envelopes if _schedule_of(e) is not NORMAL]
+        if scheduled:
+            # Due at send_at, or at once (the database's now) without one.
+            due = sa.func.coalesce(sa.bindparam("send_at", type_=sa.Double()), now)
+            statement = queue_table.insert().values(queued_at=now, due_at=due)
+            session.execute(statement, scheduled[0] if len(scheduled) == 1 else scheduled)
 
     def add(self, envelope: Envelope) -> str:
         """Queue *envelope* now, in a transaction of the queue's own; return its id."""
         with self.engine.begin() as connection:
-            result = connection.execute(
-                queue_table.insert().values(_row(envelope, self._time(connection.dialect)))
-            )
+            now = self._time(connection.dialect)
+            row = _row(envelope, now)
+            schedule = _schedule_of(envelope)
+            if schedule is not NORMAL:
+                row.update(_scheduled_params(envelope))
+                send_at = row.pop("send_at")
+                if send_at is not None:
+                    row["due_at"] = send_at
+            result = connection.execute(queue_table.insert().values(row))
             (row_id,) = result.inserted_primary_key or (None,)
         return str(row_id)
 
@@ -292,33 +307,29 @@ class SQLQueue:
         engine = self.engine
         self._start_listener()
         token = uuid.uuid4().hex
-        expired: list[Any] = []
         with engine.begin() as connection:
             now = self._time(connection.dialect)
             due = (
-                sa.select(*_CLAIMED, (_Q.expires_at < now).label("expired"))
+                sa.select(*_CLAIMED)
                 .where(_Q.due_at <= now)
-                .order_by(_Q.due_at, _Q.id)
+                # A due high-priority row before any due normal one, even
+                # behind a backlog: the (priority, due_at, id) index's order.
+                .order_by(_Q.priority, _Q.due_at, _Q.id)
                 .limit(self.claim_limit)
                 .with_for_update(skip_locked=True)
             )
             rows = connection.execute(due).all()
             if not rows:
                 return []
-            live = [row for row in rows if not row.expired]
-            expired = [row for row in rows if row.expired]
-            if live:
-                until = now + self.claim_timeout
-                connection.execute(
-                    queue_table.update()
-                    .where(_Q.id.in_([row.id for row in live]))
-                    .values(claim_token=token, claimed_until=until, due_at=until)
-                )
-            for row in expired:
-                self._move_to_failed(connection, row, json.loads(row.recipients), "expired")
-        for row in expired:
-            log.warning("mail %s expired before it could be delivered", row.message_id)
-        entries = [_entry(row, token) for row in live]
+            # Expired rows are claimed too: the processor fails them with
+            # its reason and its MailFailed event, as it does the Maildir's.
+            until = now + self.claim_timeout
+            connection.execute(
+                queue_table.update()
+                .where(_Q.id.in_([row.id for row in rows]))
+                .values(claim_token=token, claimed_until=until, due_at=until)
+            )
+        entries = [_entry(row, token) for row in rows]
         with self._lock:
             for entry in entries:
                 key = int(entry.name)
@@ -399,23 +410,6 @@ class SQLQueue:
         )
         (failed_id,) = result.inserted_primary_key or ("",)
         return str(failed_id)
-
-    def _move_to_failed(
-        self, connection: sa.Connection, row: Any, recipients: list[str], error: str
-    ) -> None:
-        connection.execute(
-            failed_table.insert().values(
-                message_id=row.message_id,
-                sender=row.sender,
-                recipients=json.dumps(recipients),
-                data=row.data,
-                queued_at=row.queued_at,
-                attempts=row.attempts,
-                failed_at=self._time(connection.dialect),
-                error=error,
-            )
-        )
-        connection.execute(queue_table.delete().where(_Q.id == row.id))
 
     def _ours(self, entry: QueueEntry) -> tuple[sa.ColumnElement[bool], ...]:
         return (_Q.id == int(entry.name), _Q.claim_token == entry.claimed_as)
@@ -558,6 +552,31 @@ class SQLQueue:
                 report[kind] = {"count": count, "oldest": max(0.0, current - oldest)}
         return report
 
+    def schedule_status(self, now: float | None = None) -> dict[str, Any]:
+        """What waits unclaimed, in the Maildir's shape: the mail scheduled
+        with ``send_at`` and not due yet (``scheduled``, ``next_due`` in
+        seconds from the database's now or None), and the count of each
+        priority class. A row never tried that is not due was scheduled."""
+        report: dict[str, Any] = {"scheduled": 0, "next_due": None}
+        report.update(dict.fromkeys(PRIORITIES, 0))
+        with self.engine.begin() as connection:
+            clock = self._time(connection.dialect)
+            current = connection.execute(sa.select(clock)).scalar_one()
+            waiting = sa.or_(_Q.claim_token.is_(None), _Q.claimed_until <= clock)
+            for rank, count in connection.execute(
+                sa.select(_Q.priority, sa.func.count()).where(waiting).group_by(_Q.priority)
+            ).all():
+                report[PRIORITIES[rank]] += count
+            count, first = connection.execute(
+                sa.select(sa.func.count(), sa.func.min(_Q.due_at)).where(
+                    _Q.claim_token.is_(None), _Q.attempts == 0, _Q.due_at > clock
+                )
+            ).one()
+        if count:
+            report["scheduled"] = count
+            report["next_due"] = max(0.0, first - current)
+        return report
+
     def unreadable(self) -> dict[str, str]:
         """Rows are always readable: nothing is ever set aside unread."""
         return {}
@@ -622,12 +641,34 @@ def _params(envelope: Envelope) -> dict[str, Any]:
     }
 
 
+def _schedule_of(envelope: Envelope) -> Schedule:
+    return getattr(envelope, "schedule", NORMAL)
+
+
+def _scheduled_params(envelope: Envelope) -> dict[str, Any]:
+    schedule = _schedule_of(envelope)
+    return {
+        **_params(envelope),
+        "send_at": schedule.send_at,
+        "expires_at": schedule.expires_at,
+        "priority": schedule.rank,
+    }
+
+
 def _row(envelope: Envelope, now: sa.ColumnElement[float]) -> dict[str, Any]:
     return {**_params(envelope), "queued_at": now, "due_at": now}
 
 
 def _entry(row: Any, token: str | None, error: str | None = None) -> QueueEntry:
     envelope = Envelope(row.sender, json.loads(row.recipients), bytes(row.data), row.message_id)
+    # Dead letters keep no schedule: retried, they go at once, as normal mail.
+    rank = getattr(row, "priority", 1)
+    expires_at = getattr(row, "expires_at", None)
+    schedule = (
+        NORMAL
+        if rank == 1 and expires_at is None
+        else Schedule(expires_at=expires_at, priority=PRIORITIES[rank])
+    )
     return QueueEntry(
         name=str(row.id),
         envelope=envelope,
@@ -635,4 +676,5 @@ def _entry(row: Any, token: str | None, error: str | None = None) -> QueueEntry:
         attempts=row.attempts,
         error=error if error is not None else getattr(row, "last_error", None),
         claimed_as=token,
+        schedule=schedule,
     )

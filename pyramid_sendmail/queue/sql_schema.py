@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 #: Bumped by every change to the tables; ``sql check`` compares it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -61,9 +61,11 @@ def _message_columns() -> list[sa.Column[Any]]:
     ]
 
 
-#: Queued mail. A row is due when ``due_at`` has passed: a claim sets
-#: ``due_at`` to the end of its lease too, so one index range serves the
-#: claim, skipping claimed and deferred rows alike.
+#: Queued mail. A row is due when ``due_at`` has passed: ``send_at`` sets it
+#: when the row is written, and a claim sets it to the end of its lease, so
+#: claimed, deferred and scheduled rows are skipped alike. ``priority`` is
+#: the rank in :data:`~pyramid_sendmail.queue.entry.PRIORITIES` (0, high,
+#: goes first); the claim reads the (priority, due_at, id) index in order.
 queue_table = sa.Table(
     "mail_queue",
     metadata,
@@ -73,7 +75,9 @@ queue_table = sa.Table(
     sa.Column("last_error", sa.Text(), nullable=True),
     sa.Column("claim_token", sa.String(32), nullable=True),
     sa.Column("claimed_until", _Time, nullable=True),
+    sa.Column("priority", sa.SmallInteger(), nullable=False, server_default="1"),
     sa.Index(None, "due_at", "id"),
+    sa.Index(None, "priority", "due_at", "id"),
     sa.Index(None, "message_id"),
 )
 
