@@ -253,7 +253,9 @@ class SQLQueue:
         scheduled = [_scheduled_params(e) for e in envelopes if _schedule_of(e) is not NORMAL]
         if scheduled:
             # Due at send_at, or at once (the database's now) without one.
-            due = sa.func.coalesce(sa.bindparam("send_at", type_=sa.Double()), now)
+            due: sa.ColumnElement[float] = sa.func.coalesce(
+                sa.bindparam("send_at", type_=sa.Double()), now
+            )
             statement = queue_table.insert().values(queued_at=now, due_at=due)
             session.execute(statement, scheduled[0] if len(scheduled) == 1 else scheduled)
 

@@ -25,9 +25,7 @@ def upgrade() -> None:
         "mail_queue",
         sa.Column("priority", sa.SmallInteger(), nullable=False, server_default="1"),
     )
-    op.create_index(
-        "ix_mail_queue_priority_due_at_id", "mail_queue", ["priority", "due_at", "id"]
-    )
+    op.create_index("ix_mail_queue_priority_due_at_id", "mail_queue", ["priority", "due_at", "id"])
     op.execute(_meta.update().where(_meta.c.name == "schema_version").values(value="2"))
 
 
