@@ -391,6 +391,7 @@ class QueueProcessor:
         permanent = [r for r in refused if r not in temporary]
         now = self.clock()
         age = now - entry.queued_at
+        gave_up = ""
         if temporary and age >= self.max_age:
             log.warning(
                 "giving up on queued mail %s after %.0fs (max_age %.0fs): %s",
@@ -401,8 +402,9 @@ class QueueProcessor:
             )
             permanent += temporary
             temporary = []
+            gave_up = f"gave up after {_duration(age)} in the queue; last error: "
             error = MailDeliveryError(
-                f"gave up after {age:.0f}s: {error}",
+                gave_up + str(error),
                 temporary=False,
                 code=error.code,
                 refused=error.refused,
@@ -411,6 +413,9 @@ class QueueProcessor:
         if permanent:
             failed = replace(entry, envelope=original.with_recipients(permanent))
             text = _error_text(error, permanent, refused)
+            if gave_up and not text.startswith(gave_up):
+                # The replies alone would read as an ordinary refusal.
+                text = gave_up + text
             failed.attempted(text)
             try:
                 self.queue.fail(failed, text, keep_claim=bool(temporary))
@@ -448,6 +453,19 @@ class QueueProcessor:
 def _is_temporary(reply: SMTPReply | None, error: MailDeliveryError) -> bool:
     """A recipient's own reply decides; one without a reply shares the error's fate."""
     return reply.temporary if reply is not None else error.temporary
+
+
+def _duration(seconds: float) -> str:
+    """*seconds* as a person reads a queue age: ``5d 0h``, ``3h 20m``, ``45s``."""
+    whole = int(seconds)
+    days, hours, minutes = whole // 86400, whole % 86400 // 3600, whole % 3600 // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {whole % 60}s"
+    return f"{whole}s"
 
 
 def _error_text(

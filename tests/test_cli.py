@@ -750,3 +750,21 @@ def test_a_log_line_between_two_progress_updates_gets_its_own_line(
         "",
     ]
     assert handler.stream is terminal
+
+
+def test_failed_says_a_message_past_max_age_was_given_up_on_and_after_how_long(
+    psendmail: Psendmail, smtp_server: Any
+) -> None:
+    from smtpserver import Faults
+
+    five_days_ago = time.time() - 5 * 86400 - 60
+    MaildirQueue(str(psendmail.tmp_path / "queue"), clock=lambda: five_days_ago).add(envelope())
+    smtp_server.faults = Faults(rcpt={"bob@example.org": "451 4.3.0 Try again later"})
+
+    code, _ = psendmail("--no-app", "run", "--once")
+    assert code == 1
+    code, out = psendmail("failed")
+
+    assert code == 0
+    assert "error: gave up after 5d 0h in the queue; last error: " in out, out
+    assert "451 4.3.0 Try again later" in out, out
