@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -365,7 +366,8 @@ class MailSettings:
         _text,
         None,
         "path",
-        "The Maildir queue's folder; created when missing.",
+        "The Maildir queue's folder, an absolute path (``%(here)s/...`` in an INI "
+        "file); created when missing.",
     )
     queue: str | None = _setting(
         _choice("maildir", "sql"),
@@ -584,6 +586,13 @@ def _check_queue(s: MailSettings) -> None:
             )
     elif s.queue == "maildir" and not s.queue_path:
         raise ConfigurationError("mail.queue = maildir needs mail.queue_path")
+    if s.queue_path and not os.path.isabs(s.queue_path):
+        # Relative to the working folder: pserve and psendmail started from
+        # different folders would each use a queue of their own.
+        raise ConfigurationError(
+            f"mail.queue_path = {s.queue_path!r} is a relative path: use an absolute "
+            "path, or %(here)s/... in the INI file (the folder of the INI file)"
+        )
     if s.queue_notify and not (
         s.queue == "sql" and (s.queue_sql_url or "").startswith(("postgresql", "postgres:"))
     ):

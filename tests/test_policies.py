@@ -138,8 +138,8 @@ def test_send_at_with_direct_delivery_is_an_error_naming_the_queue() -> None:
         get_mailer(config.registry).send(welcome(), send_at=timedelta(hours=1))
 
 
-def test_unknown_priority_is_refused() -> None:
-    config = Configurator(settings={"mail.queue_path": "unused"})
+def test_unknown_priority_is_refused(tmp_path: Path) -> None:
+    config = Configurator(settings={"mail.queue_path": str(tmp_path / "unused")})
     config.include("pyramid_sendmail.testing")
     config.commit()
     with pytest.raises(InvalidMessageError, match="priority"), transaction.manager:

@@ -315,3 +315,15 @@ def test_processor_thread_with_a_queue_is_accepted(tmp_path):
         {"mail.queue_processor": "thread", "mail.queue_path": str(tmp_path / "queue")}
     )
     assert values.queue_processor == "thread"
+
+
+def test_a_relative_queue_path_is_refused_naming_key_and_value() -> None:
+    from pyramid.config import Configurator
+
+    config = Configurator(settings={"mail.queue_path": "var/mail-queue"})
+    with pytest.raises(ConfigurationError) as info:
+        config.include("pyramid_sendmail")
+        config.commit()
+    text = str(info.value)
+    assert "mail.queue_path" in text and "'var/mail-queue'" in text
+    assert "absolute" in text and "%(here)s" in text
