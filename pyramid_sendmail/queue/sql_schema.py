@@ -64,7 +64,7 @@ def _message_columns() -> list[sa.Column[Any]]:
 #: Queued mail. A row is due when ``due_at`` has passed: ``send_at`` sets it
 #: when the row is written, and a claim sets it to the end of its lease, so
 #: claimed, deferred and scheduled rows are skipped alike. ``priority`` is
-#: the rank in :data:`~pyramid_sendmail.queue.entry.PRIORITIES` (0, high,
+#: the rank in ``PRIORITIES`` (0, high,
 #: goes first); the claim reads the (priority, due_at, id) index in order.
 queue_table = sa.Table(
     "mail_queue",
