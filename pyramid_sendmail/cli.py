@@ -2,8 +2,8 @@
 
 Exit codes (:data:`EXIT_CODES`): 0 success, 1 the command failed (a message
 names why; for ``run --once``: some mail failed for good), 2 bad usage or
-configuration, 75 (``EX_TEMPFAIL``) ``run --once`` deferred mail or found the
-relay down: run again later.
+configuration, 75 (``EX_TEMPFAIL``) ``run --once`` deferred or throttled mail
+or found the relay down: run again later.
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ EXIT_OK = 0
 #: The command failed; for ``run --once``: some mail failed for good.
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-#: ``run --once`` deferred mail or found the relay down (sysexits' EX_TEMPFAIL).
+#: ``run --once`` deferred or throttled mail, or found the relay down (sysexits' EX_TEMPFAIL).
 EXIT_TEMPFAIL = 75
 EXIT_CODES = {
     EXIT_OK: "success (run --once: every message due was sent, or none was due)",
     EXIT_FAILED: "the command failed (run --once: some mail failed for good, see 'failed')",
     EXIT_USAGE: "bad usage or configuration",
-    EXIT_TEMPFAIL: "run --once deferred mail or the relay was down: try again later",
+    EXIT_TEMPFAIL: "run --once deferred or throttled mail, or the relay was down: try again later",
 }
 #: The commands that only look at the queue: they never create its folder.
 _INSPECTING = ("status", "failed", "retry")
@@ -281,11 +281,7 @@ def _run_once(
         result = PassResult(processor.last_pass, processor.relay_was_down)
     if progress is not None:
         progress.finish()
-    summary = ", ".join(f"{result.counts[k]} {k}" for k in OUTCOMES)
-    chores = [
-        f"{result.counts[k]} {_HOUSEKEEPING_WORDS[k]}" for k in HOUSEKEEPING if result.counts[k]
-    ]
-    print(summary + ("; " + ", ".join(chores) if chores else ""), file=out)
+    print(_summary(result), file=out)
     if result.relay_was_down:
         print("the relay could not be reached; the rest waits for the next run", file=out)
     if result.crashed:
@@ -296,9 +292,27 @@ def _run_once(
             file=sys.stderr,
         )
         return EXIT_FAILED
+    return _exit_code(result)
+
+
+def _summary(result: PassResult) -> str:
+    """One line: what became of each message handled, then the housekeeping.
+
+    Each message is counted once (see :data:`~pyramid_sendmail.processor.OUTCOMES`),
+    so the counts add up to the total after ``=``.
+    """
+    counts = result.counts
+    summary = ", ".join(f"{counts[k]} {k}" for k in OUTCOMES)
+    summary += f" = {sum(counts[k] for k in OUTCOMES)} handled"
+    chores = [f"{counts[k]} {_HOUSEKEEPING_WORDS[k]}" for k in HOUSEKEEPING if counts[k]]
+    return summary + ("; " + ", ".join(chores) if chores else "")
+
+
+def _exit_code(result: PassResult) -> int:
+    """``run --once``'s exit code, from the counts of :func:`_summary`."""
     if result.counts["failed"]:
         return EXIT_FAILED
-    if result.relay_was_down or result.counts["deferred"]:
+    if result.relay_was_down or result.counts["deferred"] or result.counts["throttled"]:
         return EXIT_TEMPFAIL
     return EXIT_OK
 

@@ -253,7 +253,8 @@ class IMailQueueProcessor(Interface):
     """Delivers the messages of a queue through a mailer."""
 
     last_pass = Attribute(
-        "Counts of the last pass: messages sent, deferred and failed, unreadable "
+        "Counts of the last pass: messages sent, deferred, failed and throttled "
+        "(each message once, so they add up to the messages handled), unreadable "
         "files set aside and stale claims recovered."
     )
     relay_was_down = Attribute("True when the last pass ended early: no relay.")

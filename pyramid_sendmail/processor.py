@@ -35,7 +35,14 @@ log = logging.getLogger(__name__)
 
 Notify = Callable[[IMailEvent], None]
 #: What became of the messages of a pass (:attr:`QueueProcessor.last_pass`).
-OUTCOMES = ("sent", "deferred", "failed")
+#: Each message handled is counted once, so the counts add up to the messages
+#: handled: under ``failed`` when some recipient will never get it (refused
+#: for good, expired, dropped by the delivery filter, given up on), else
+#: ``deferred`` when some recipient is to be tried again, else ``throttled``
+#: when a throttling reply put it back untried, else ``sent``.
+OUTCOMES = ("sent", "deferred", "failed", "throttled")
+#: The order in which :data:`OUTCOMES` claim a message that had several.
+_WORST_FIRST = ("failed", "deferred", "throttled", "sent")
 #: What the queue tidied up in a pass, counted in :attr:`QueueProcessor.last_pass`
 #: too: unreadable messages set aside and stale claims recovered.
 HOUSEKEEPING = ("set_aside", "recovered")
@@ -109,6 +116,9 @@ class QueueProcessor:
         #: Counts of the last :meth:`process_once`, keyed by :data:`OUTCOMES`.
         self.last_pass: Counter[str] = Counter()
         self._count_lock = threading.Lock()
+        #: Messages of this pass that the delivery filter partly dropped:
+        #: counted as failed whatever becomes of the rest.
+        self._partly_dropped: set[str] = set()
 
     @classmethod
     def from_settings(
@@ -173,13 +183,15 @@ class QueueProcessor:
         self._wake = threading.Event()
 
     def process_once(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Deliver what is due now, until nothing is due; return the count.
+        """Deliver what is due now, until nothing is due; return the count
+        handled (the sum of :attr:`last_pass`'s :data:`OUTCOMES`).
 
         *progress* is called as ``progress(done, total)`` after each message.
         Returns early, after the messages in hand, once :attr:`stopping` is set.
         """
         self.last_pass = Counter(dict.fromkeys(OUTCOMES + HOUSEKEEPING, 0))
         self.last_pass["recovered"] = self.queue.recover(self.clock())
+        self._partly_dropped.clear()
         handled = 0
         self._throttled.clear()
         if self.clock() < self.paused_until:
@@ -200,7 +212,7 @@ class QueueProcessor:
             # A pass that stopped early gives back what it listed and did
             # not take (a SQL queue claims when it lists).
             self.queue.release()
-        return handled
+        return sum(self.last_pass[k] for k in OUTCOMES)
 
     @property
     def relay_was_down(self) -> bool:
@@ -235,7 +247,7 @@ class QueueProcessor:
 
     def _work(self, feed: _SharedFeed, counter: _Counter) -> None:
         """One worker: a session per :attr:`batch_size` messages, until the feed is dry."""
-        claims = self._claims(feed)
+        claims = self._claims(feed, counter)
         report = functools.partial(self._report, counter)
         while True:
             batch = _Batch(claims, self.batch_size)
@@ -258,9 +270,11 @@ class QueueProcessor:
             # A bug or an unwritable queue must not kill the worker;
             # the claim times out and the message is tried again.
             log.exception("could not settle queued mail %s", entry.name)
+            with self._count_lock:
+                self._partly_dropped.discard(entry.name)
         counter.add()
 
-    def _claims(self, feed: _SharedFeed) -> Iterator[QueueEntry]:
+    def _claims(self, feed: _SharedFeed, counter: _Counter) -> Iterator[QueueEntry]:
         for name in feed:
             if self.stopping.is_set() or self._relay_down.is_set() or self._throttled.is_set():
                 return
@@ -269,6 +283,8 @@ class QueueProcessor:
                 continue
             entry = self._policed(claimed)
             if entry is None:
+                # Settled without a send (expired, dropped): handled all the same.
+                counter.add()
                 continue
             if self.rate_limit is not None and not self.rate_limit.wait(self.stopping):
                 self._put_back(entry, self.clock(), "stopped while waiting for mail.rate_limit")
@@ -282,6 +298,7 @@ class QueueProcessor:
         if entry.schedule.expired(now):
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.schedule.expires_at))
             self._refuse(entry, entry.envelope.recipients, f"expired at {when}: not sent late")
+            self._count(entry, "failed")
             return None
         if self.delivery_filter is not None:
             recipients = entry.envelope.recipients
@@ -289,18 +306,22 @@ class QueueProcessor:
                 result = self.delivery_filter(entry.envelope)
             except MailDropped as exc:
                 self._refuse(entry, recipients, f"dropped by mail.delivery_filter: {exc.reason}")
+                self._count(entry, "failed")
                 return None
             except Exception as exc:
                 log.exception("mail.delivery_filter failed on %s; deferring it", entry.name)
                 error = MailDeliveryError(f"mail.delivery_filter raised {exc!r}", temporary=True)
-                self._failed(entry, error, dict.fromkeys(recipients))
+                self._count(entry, *self._failed(entry, error, dict.fromkeys(recipients)))
                 return None
             kept = [] if result is None else [r for r in recipients if r in result.recipients]
             dropped = [r for r in recipients if r not in kept]
             if dropped:
                 self._refuse(entry, dropped, "dropped by mail.delivery_filter", keep=bool(kept))
                 if not kept:
+                    self._count(entry, "failed")
                     return None
+                with self._count_lock:
+                    self._partly_dropped.add(entry.name)
                 entry.envelope = entry.envelope.with_recipients(kept)
         if self.redirect is not None:
             # Applied to the claimed copy only: the file keeps what was
@@ -319,7 +340,6 @@ class QueueProcessor:
         )
         failed = replace(entry, envelope=entry.envelope.with_recipients(recipients))
         self.queue.fail(failed, reason, keep_claim=keep)
-        self._count("failed")
         self.notify(MailFailed(entry.envelope, error, list(recipients)))
 
     def _put_back(self, entry: QueueEntry, until: float, reason: str) -> None:
@@ -345,7 +365,7 @@ class QueueProcessor:
             entry.name,
         )
         self._put_back(entry, self.paused_until, f"throttled: {outcome}")
-        self._count("throttled")
+        self._count(entry, "throttled")
         self.notify(
             MailDeferred(entry.envelope, outcome, self.paused_until, entry.envelope.recipients)
         )
@@ -366,7 +386,7 @@ class QueueProcessor:
         if isinstance(outcome, MailDeliveryError):
             log_attempt(envelope, started, f"failed ({outcome})", logging.WARNING)
             refused = {r: outcome.refused.get(r) for r in envelope.recipients}
-            self._failed(entry, outcome, refused)
+            self._count(entry, *self._failed(entry, outcome, refused))
             return
         log_attempt(envelope, started, describe(outcome))
         log_refused(envelope, outcome, queued=True)
@@ -374,10 +394,10 @@ class QueueProcessor:
             error = MailDeliveryError(
                 "some recipients were refused", temporary=False, refused=outcome.refused
             )
-            self._failed(entry, error, outcome.refused)
+            self._count(entry, *self._failed(entry, error, outcome.refused))
         else:
             self.queue.complete(entry)
-            self._count("sent")
+            self._count(entry, "sent")
         self.notify(MailSent(envelope, outcome.accepted))
 
     def _failed(
@@ -385,8 +405,10 @@ class QueueProcessor:
         entry: QueueEntry,
         error: MailDeliveryError,
         refused: Mapping[str, SMTPReply | None],
-    ) -> None:
-        """Defer the temporarily refused recipients and fail the rest."""
+    ) -> list[str]:
+        """Defer the temporarily refused recipients and fail the rest;
+        return what became of them (``failed``, ``deferred`` or both)."""
+        outcomes = []
         temporary = [r for r, reply in refused.items() if _is_temporary(reply, error)]
         permanent = [r for r in refused if r not in temporary]
         now = self.clock()
@@ -428,22 +450,30 @@ class QueueProcessor:
                 log.exception("could not set aside the refused recipients of %s", entry.name)
                 temporary += permanent
             else:
-                self._count("failed")
+                outcomes.append("failed")
                 self.notify(MailFailed(original, error, permanent))
         if temporary:
             entry.envelope = original.with_recipients(temporary)
             retry_at = now + self.backoff(age)
             self.queue.defer(entry, retry_at, _error_text(error, temporary, refused))
-            self._count("deferred")
+            outcomes.append("deferred")
             self.notify(MailDeferred(original, error, retry_at, temporary))
+        return outcomes
 
     def _set_aside(self, corrupt: CorruptEntry) -> None:
         # The queue has logged it and moved it to the failed mail.
-        self._count("set_aside")
-
-    def _count(self, outcome: str) -> None:
         with self._count_lock:
-            self.last_pass[outcome] += 1
+            self.last_pass["set_aside"] += 1
+
+    def _count(self, entry: QueueEntry, *outcomes: str) -> None:
+        """Count *entry* once, under the worst of *outcomes* it had."""
+        with self._count_lock:
+            if entry.name in self._partly_dropped:
+                self._partly_dropped.discard(entry.name)
+                outcomes += ("failed",)
+            worst = next((k for k in _WORST_FIRST if k in outcomes), None)
+            if worst is not None:
+                self.last_pass[worst] += 1
 
     def _notify_registry(self, event: IMailEvent) -> None:
         if self.registry is not None:

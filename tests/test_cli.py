@@ -266,7 +266,7 @@ def test_run_once_drains_the_queue_to_the_relay(psendmail: Psendmail, smtp_serve
     code, out = psendmail("run", "--once")
 
     assert code == 0
-    assert "3 sent, 0 deferred, 0 failed" in out
+    assert out == "3 sent, 0 deferred, 0 failed, 0 throttled = 3 handled\n"
     assert sorted(m.data for m in smtp_server.messages) == sorted(m.data for m in mails)
     assert psendmail.files("new") == []
     assert psendmail.files("cur") == []
@@ -284,10 +284,10 @@ def test_run_once_counts_unreadable_files_and_recovered_claims(
     code, out = psendmail("--no-app", "run", "--once")
 
     assert code == 0
-    assert (
-        "1 sent, 0 deferred, 0 failed; 1 unreadable message(s) set aside, "
-        "1 stale claim(s) recovered"
-    ) in out
+    assert out == (
+        "1 sent, 0 deferred, 0 failed, 0 throttled = 1 handled; "
+        "1 unreadable message(s) set aside, 1 stale claim(s) recovered\n"
+    )
     assert psendmail.files("failed") == [bad]
 
 
@@ -617,6 +617,69 @@ def test_run_once_exits_75_when_mail_was_deferred(psendmail: Psendmail, smtp_ser
     code, out = psendmail("--no-app", "run", "--once")
 
     assert code == 75, out
+
+
+def drop_blocked(envelope: Envelope) -> Envelope:
+    """A ``mail.delivery_filter``: never send to blocked@example.org."""
+    return envelope.with_recipients([r for r in envelope.recipients if r != "blocked@example.org"])
+
+
+def test_run_once_counts_each_message_once_and_the_counts_add_up(
+    psendmail: Psendmail, smtp_server: Any
+) -> None:
+    from smtpserver import Faults
+
+    smtp_server.faults = Faults(
+        rcpt={
+            "later@example.org": "451 4.3.0 Try again later",
+            "gone@example.org": "550 5.1.1 No such user",
+        }
+    )
+    psendmail.write(SETTINGS_INI, extra="mail.delivery_filter = test_cli:drop_blocked")
+    for to in [
+        ["bob@example.org"],  # sent
+        ["bob@example.org", "later@example.org"],  # partly sent, the rest deferred
+        ["bob@example.org", "later@example.org", "gone@example.org"],  # partly failed
+        ["gone@example.org"],  # failed
+        ["bob@example.org", "blocked@example.org"],  # partly dropped by the filter
+    ]:
+        psendmail.queue.add(envelope(to=to))
+
+    code, out = psendmail("--no-app", "run", "--once")
+
+    assert out == "1 sent, 1 deferred, 3 failed, 0 throttled = 5 handled\n"
+    assert code == 1
+    # Nothing counted twice: each of these is one message in its folder.
+    assert len(psendmail.files("failed")) == 3
+    assert len(psendmail.files("new")) == 2
+
+
+def test_run_once_shows_throttled_mail_and_exits_75(psendmail: Psendmail, smtp_server: Any) -> None:
+    from smtpserver import Faults
+
+    smtp_server.faults = Faults(rcpt={"bob@example.org": "451 4.7.0 Rate limit exceeded"})
+    psendmail.queue.add(envelope())
+
+    code, out = psendmail("--no-app", "run", "--once")
+
+    assert out == "0 sent, 0 deferred, 0 failed, 1 throttled = 1 handled\n"
+    assert code == 75
+    assert len(psendmail.files("new")) == 1
+
+
+def test_run_once_counts_expired_and_dropped_mail_as_failed(
+    psendmail: Psendmail, smtp_server: Any
+) -> None:
+    from pyramid_sendmail.queue.entry import Schedule, ScheduledEnvelope
+
+    psendmail.write(SETTINGS_INI, extra="mail.delivery_filter = test_cli:drop_blocked")
+    psendmail.queue.add(envelope(to=["blocked@example.org"]))
+    psendmail.queue.add(ScheduledEnvelope(envelope(), Schedule(expires_at=time.time() - 60)))
+
+    code, out = psendmail("--no-app", "run", "--once")
+
+    assert (code, out) == (1, "0 sent, 0 deferred, 2 failed, 0 throttled = 2 handled\n")
+    assert smtp_server.messages == []
 
 
 def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -115,7 +115,7 @@ def test_run_once_status_failed_and_retry(psendmail: Psendmail, smtp_server: Any
 
     code, out = psendmail("run", "--once")
     # 1: a message failed for good (75 would mean only deferred).
-    assert (code, out.strip()) == (1, "3 sent, 0 deferred, 1 failed")
+    assert (code, out.strip()) == (1, "3 sent, 0 deferred, 1 failed, 0 throttled = 4 handled")
     assert len(smtp_server.messages) == 3
 
     code, out = psendmail("failed", "--json")
@@ -139,7 +139,7 @@ def test_run_once_in_several_processes(psendmail: Psendmail, smtp_server: Any) -
 
     code, out = psendmail("run", "--once", "--processes", "2")
 
-    assert (code, out.strip()) == (0, "20 sent, 0 deferred, 0 failed")
+    assert (code, out.strip()) == (0, "20 sent, 0 deferred, 0 failed, 0 throttled = 20 handled")
     assert len(smtp_server.messages) == 20
     engine = sa.create_engine(psendmail.url)
     with engine.connect() as connection:

@@ -101,7 +101,9 @@ def test_run_once_with_two_processes_delivers_each_message_once(
     process = start_psendmail(config, log, "run", "--once", "--processes", "2")
 
     assert process.wait(timeout=60) == 0, log.read_text()
-    assert Path(str(log) + ".out").read_text() == "400 sent, 0 deferred, 0 failed\n"
+    assert Path(str(log) + ".out").read_text() == (
+        "400 sent, 0 deferred, 0 failed, 0 throttled = 400 handled\n"
+    )
     assert_each_delivered_once(recording_server, expected)
     assert queue_files(queue_path) == {"tmp": [], "new": [], "cur": [], "failed": []}
 
@@ -121,7 +123,7 @@ def test_run_once_with_two_processes_adds_up_what_they_set_aside_and_recovered(
 
     assert process.wait(timeout=60) == 0, log.read_text()
     assert Path(str(log) + ".out").read_text() == (
-        "19 sent, 0 deferred, 0 failed; "
+        "19 sent, 0 deferred, 0 failed, 0 throttled = 19 handled; "
         "1 unreadable message(s) set aside, 1 stale claim(s) recovered\n"
     )
     assert sorted(recording_server.accepted(), key=int) == expected[1:]
