@@ -122,12 +122,12 @@ class RequestMailer:
         :meth:`send_to_queue`), and the other two change nothing.
         """
         parts = self.components
-        queued = IQueuedMailDelivery.providedBy(parts.delivery)
-        schedule = self._schedule(parts.delivery, send_at, expires_at, priority)
-        envelope, event = self._accept(parts, message, "queued" if queued else "direct", schedule)
-        if event is not None and event.cancelled:
+        mode = "queued" if IQueuedMailDelivery.providedBy(parts.delivery) else "direct"
+        when = (send_at, expires_at, priority)
+        envelope, scheduled = self._accept_scheduled(parts, parts.delivery, message, mode, when)
+        if scheduled is None:
             return envelope.message_id
-        message_id = self._deliver(parts, parts.delivery, _scheduled(envelope, schedule))
+        message_id = self._deliver(parts, parts.delivery, scheduled)
         self._record(parts, message, envelope, "send")
         return message_id
 
@@ -143,12 +143,12 @@ class RequestMailer:
         (*send_at*, *expires_at* and *priority* as for :meth:`send`)."""
         parts = self.components
         delivery = self._queue(parts)
-        schedule = self._schedule(delivery, send_at, expires_at, priority)
-        envelope, event = self._accept(parts, message, "queued", schedule)
-        if event is not None and event.cancelled:
+        when = (send_at, expires_at, priority)
+        envelope, scheduled = self._accept_scheduled(parts, delivery, message, "queued", when)
+        if scheduled is None:
             return envelope.message_id
         try:
-            message_id = self._deliver(parts, delivery, _scheduled(envelope, schedule))
+            message_id = self._deliver(parts, delivery, scheduled)
         except TransactionStateError as exc:
             raise TransactionStateError(exc.status, "send_to_queue") from None
         self._record(parts, message, envelope, "send_to_queue", queued=True)
@@ -199,13 +199,31 @@ class RequestMailer:
         """
         parts = self.components
         delivery = self._queue(parts)
-        schedule = self._schedule(delivery, send_at, expires_at, priority)
-        envelope, event = self._accept(parts, message, "queued", schedule)
-        if event is not None and event.cancelled:
+        when = (send_at, expires_at, priority)
+        envelope, scheduled = self._accept_scheduled(parts, delivery, message, "queued", when)
+        if scheduled is None:
             return envelope.message_id
-        message_id = delivery.enqueue_now(_scheduled(envelope, schedule))
+        message_id = delivery.enqueue_now(scheduled)
         self._record(parts, message, envelope, "send_to_queue_immediately", queued=True)
         return message_id
+
+    def _accept_scheduled(
+        self,
+        parts: MailComponents,
+        delivery: Any,
+        message: MessageLike,
+        mode: str,
+        when: tuple[When | None, When | None, str | None],
+    ) -> tuple[Envelope, Envelope | None]:
+        """The three queued sends' common start: check the schedule *when*
+        (send_at, expires_at, priority) against *delivery*, then
+        :meth:`_accept` the message. Returns the envelope and the one to
+        deliver, carrying its schedule, or None when a subscriber cancelled it."""
+        schedule = self._schedule(delivery, *when)
+        envelope, event = self._accept(parts, message, mode, schedule)
+        if event is not None and event.cancelled:
+            return envelope, None
+        return envelope, _scheduled(envelope, schedule)
 
     def _accept(
         self, parts: MailComponents, message: MessageLike, mode: str, schedule: Schedule

@@ -274,20 +274,43 @@ class DummyMailer:
             raise TypeError(f"bind() got unexpected options: {', '.join(sorted(unknown))}")
         return self
 
-    def send(self, message: Any) -> None:
-        """Append *message* to :attr:`outbox`."""
+    def send(
+        self,
+        message: Any,
+        *,
+        send_at: Any = None,
+        expires_at: Any = None,
+        priority: str | None = None,
+    ) -> None:
+        """Append *message* to :attr:`outbox`; the scheduling keywords of
+        :meth:`RequestMailer.send <pyramid_sendmail.RequestMailer.send>` are
+        accepted and change nothing."""
         self.outbox.append(message)
 
     def send_immediately(self, message: Any, fail_silently: bool = False) -> None:
         """Append *message* to :attr:`outbox`."""
         self.outbox.append(message)
 
-    def send_to_queue(self, message: Any) -> None:
-        """Append *message* to :attr:`queue`."""
+    def send_to_queue(
+        self,
+        message: Any,
+        *,
+        send_at: Any = None,
+        expires_at: Any = None,
+        priority: str | None = None,
+    ) -> None:
+        """Append *message* to :attr:`queue` (scheduling keywords as for :meth:`send`)."""
         self.queue.append(message)
 
-    def send_to_queue_immediately(self, message: Any) -> None:
-        """Append *message* to :attr:`queue`."""
+    def send_to_queue_immediately(
+        self,
+        message: Any,
+        *,
+        send_at: Any = None,
+        expires_at: Any = None,
+        priority: str | None = None,
+    ) -> None:
+        """Append *message* to :attr:`queue` (scheduling keywords as for :meth:`send`)."""
         self.queue.append(message)
 
     send_sendmail = send

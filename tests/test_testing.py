@@ -244,6 +244,20 @@ def test_dummy_mailer_can_be_injected_without_any_include():
     assert (len(dummy.outbox), len(dummy.queue)) == (1, 1)
 
 
+
+def test_dummy_mailer_takes_the_scheduling_keywords_of_the_real_mailer():
+    import datetime
+
+    from pyramid_sendmail.testing import DummyMailer
+
+    dummy = DummyMailer()
+    later = datetime.timedelta(hours=1)
+    dummy.send(welcome(), send_at=later, expires_at=later * 2, priority="high")
+    dummy.send_to_queue(welcome(), send_at=later, priority="low")
+    dummy.send_to_queue_immediately(welcome(), expires_at=later)
+    assert (len(dummy.outbox), len(dummy.queue)) == (1, 2)
+
+
 PLUGIN_CASES = '''
 import pytest
 import transaction
