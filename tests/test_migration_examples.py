@@ -149,6 +149,20 @@ def new_testapp(new_app: Any, tmp_path: Path, **settings: str) -> TestApp:
 TESTING = {"pyramid.includes": "pyramid_sendmail.testing"}
 
 
+def test_old_get_mailer_needs_a_request_or_registry(old_app):
+    from pyramid_mailer import get_mailer as old_get_mailer
+
+    with pytest.raises(TypeError):
+        old_get_mailer()
+
+
+def test_new_get_mailer_needs_a_request_or_registry_as_the_guide_says(new_app):
+    from pyramid_sendmail import get_mailer
+
+    with pytest.raises(TypeError, match="request_or_registry"):
+        get_mailer()  # type: ignore[call-arg]
+
+
 def test_new_contact_sends_the_form_to_the_team(new_app, mail_outbox, tmp_path):
     new_testapp(new_app, tmp_path, **TESTING).post("/contact", CONTACT)
 
