@@ -58,7 +58,7 @@ def test_relative_and_localhost_links_are_flagged() -> None:
 def test_remote_images_and_missing_inline_parts_are_flagged() -> None:
     html = '<img src="https://cdn.example.com/logo.png"><img src="cid:gone">'
     anatomy = _anatomy(Message("s", ["a@example.org"], body="t", html=html))
-    assert _warned(anatomy, "1 remote image(s)")
+    assert _warned(anatomy, "1 remote image:")
     assert _warned(anatomy, "missing inline parts: cid:gone")
 
 

@@ -77,7 +77,7 @@ def _send(registry: Any, method: str = "send", finish: str = "commit") -> Record
 
 def test_committed_message_is_sent(tmp_path: Path) -> None:
     record = _send(_registry(tmp_path))
-    assert (record.outcome, record.detail) == ("sent", "accepted for 2 recipient(s)")
+    assert (record.outcome, record.detail) == ("sent", "accepted for 2 recipients")
     assert record.method == "send"
 
 
@@ -157,7 +157,7 @@ def test_processor_events_settle_a_queued_message() -> None:
     recorder.on_event(MailDeferred(record.envelope, error, retry_at=0.0))
     assert record.outcome == "deferred" and "451 try later; next attempt at" in record.detail
     recorder.on_event(MailSent(record.envelope))
-    assert (record.outcome, record.detail) == ("sent", "accepted for 1 recipient(s)")
+    assert (record.outcome, record.detail) == ("sent", "accepted for 1 recipient")
 
 
 def test_refusal_after_partial_acceptance_keeps_it_sent_and_names_the_refused() -> None:

@@ -47,6 +47,9 @@ def test_inbox_lists_the_message_with_outcome() -> None:
     assert "Welcome <Ann>" in row.text
     assert row.select_one(".badge").text == "sent"
     assert "POST /send" in row.text
+    assert page.html.select_one("p.lead").text == "1 message taken by this process, newest first."
+    app.post("/send")
+    assert app.get("/_mail/").html.select_one("p.lead").text.startswith("2 messages taken")
     assert page.headers["Content-Security-Policy"].startswith(
         "default-src 'self'; script-src 'none'"
     )

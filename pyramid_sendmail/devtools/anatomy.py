@@ -222,8 +222,9 @@ def _warnings(anatomy: Anatomy, data: bytes) -> list[str]:
             )
         remote = [u for u in links.images if urlsplit(u).scheme in ("http", "https")]
         if remote:
+            images = "1 remote image" if len(remote) == 1 else f"{len(remote)} remote images"
             warnings.append(
-                f"{len(remote)} remote image(s): most clients block them until the reader "
+                f"{images}: most clients block them until the reader "
                 "allows it; embed images as inline parts (cid:) instead. They are not "
                 "loaded here."
             )

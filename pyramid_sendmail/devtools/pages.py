@@ -113,9 +113,8 @@ def inbox_page(
 ) -> str:
     """The inbox: this process's messages, then the file mailer's folder."""
     body = ['<div class="heading row"><div><h1>Inbox</h1>']
-    body.append(
-        f'<p class="lead">{len(records)} message(s) taken by this process, newest first.</p></div>'
-    )
+    taken = f"{len(records)} message{'' if len(records) == 1 else 's'}"
+    body.append(f'<p class="lead">{taken} taken by this process, newest first.</p></div>')
     if records:
         body.append(
             f'<form method="post" action="{_e(base)}/clear">'
@@ -237,9 +236,10 @@ def message_page(
         )
     body.append(_addresses(anatomy))
     body.append(_tabs(anatomy, links))
+    parts = f"{len(anatomy.parts)} MIME part{'' if len(anatomy.parts) == 1 else 's'}"
     body.append(
         f'<p class="downloads"><a class="button" href="{_e(links.eml)}">Download .eml</a> '
-        f'<span class="muted">{_e(_size(anatomy.size))}, {len(anatomy.parts)} MIME part(s), '
+        f'<span class="muted">{_e(_size(anatomy.size))}, {parts}, '
         f"Message-ID {_e(str(message.get('Message-ID', '')))}</span></p>"
     )
     return layout(anatomy.subject, "".join(body), base, active)

@@ -218,7 +218,8 @@ class Recorder:
         if record is None:
             return
         if isinstance(event, MailSent):
-            record.settle(SENT, f"accepted for {len(event.recipients)} recipient(s)")
+            count = len(event.recipients)
+            record.settle(SENT, f"accepted for {count} recipient{'' if count == 1 else 's'}")
         elif isinstance(event, MailDeferred):
             when = time.strftime("%H:%M:%S", time.localtime(event.retry_at))
             record.settle(DEFERRED, f"{event.error}; next attempt at {when}")
