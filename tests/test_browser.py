@@ -170,6 +170,14 @@ def test_form_message_shows_in_inbox_with_inline_logo(browser: Any, example: str
     assert "It works." in browser.find_element(By.CSS_SELECTOR, "#panel-text").text
     browser.find_element(By.CSS_SELECTOR, "label[for=tab-mime]").click()
     assert "multipart/related" in browser.find_element(By.CSS_SELECTOR, "#panel-mime").text
+    # The tree is indented by the stylesheet (the page's CSP blocks inline styles):
+    # the inline logo sits two levels below the top multipart/alternative.
+    cells = browser.find_elements(By.CSS_SELECTOR, "#panel-mime tbody td:first-child")
+    indent = {
+        c.text.lstrip("\u2514\u00a0 "): float(c.value_of_css_property("padding-left")[:-2])
+        for c in cells
+    }
+    assert indent["image/png"] > indent["multipart/related"] > indent["multipart/alternative"]
     shoot(browser, "04-message-mime")
     browser.get(example + "/_mail/")
     rows = browser.find_elements(By.CSS_SELECTOR, "table.list tbody tr")

@@ -39,6 +39,9 @@ _OUTCOME_TITLES = {
     "file": "Written into the file mailer's folder",
 }
 
+#: MIME tree levels the stylesheet indents (deeper parts stay at the last one).
+_TREE_LEVELS = 5
+
 
 @dataclass
 class Listing:
@@ -304,7 +307,8 @@ def _tabs(anatomy: Anatomy, links: MessageLinks) -> str:
     headers = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in anatomy.headers)
     tabs.append(("headers", "Headers", f'<table class="kv headers">{headers}</table>'))
     tree = "".join(
-        f'<tr><td style="padding-left:{0.6 + 1.4 * p.depth:.1f}em" class="mono">'
+        # A class per level, not a style attribute: the page's CSP forbids inline styles.
+        f'<tr><td class="mono depth-{min(p.depth, _TREE_LEVELS)}">'
         f"{_e(p.content_type)}</td><td>{_e(p.charset or '')}</td><td>{_e(p.encoding or '')}</td>"
         f"<td>{_e(p.disposition or '')}</td>"
         f"<td class=mono>{_e(p.filename or p.content_id or '')}</td>"
