@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from email.utils import getaddresses
 from typing import Any
 
 from pyramid.exceptions import ConfigurationError
-from pyramid.settings import asbool, aslist
 
-from .exceptions import InvalidMessageError
-from .message import parse_address
+from .setting_values import (
+    choice_of,
+    to_address,
+    to_addresses,
+    to_bool,
+    to_count,
+    to_int,
+    to_mailer_kind,
+    to_path_prefix,
+    to_patterns,
+    to_port,
+    to_positive_int,
+    to_rate,
+    to_regex,
+    to_seconds,
+    to_text,
+)
 
 __all__ = [
     "CLAIM_TIMEOUTS",
     "PREFIX",
-    "RATE_PERIODS",
     "SETTINGS",
     "MailSettings",
     "Setting",
@@ -32,158 +42,6 @@ log = logging.getLogger(__name__)
 PREFIX = "mail."
 #: mail.claim_timeout must cover this many mail.timeout periods.
 CLAIM_TIMEOUTS = 20
-
-
-_BOOLEANS = frozenset(["true", "yes", "on", "1", "t", "y", "false", "no", "off", "0", "f", "n"])
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text not in _BOOLEANS:
-        raise ValueError("a boolean (true or false)")
-    return bool(asbool(text))
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise ValueError("an integer") from None
-
-
-def _positive_int(value: Any) -> int:
-    number = _int(value)
-    if number < 1:
-        raise ValueError("a positive integer")
-    return number
-
-
-def _count(value: Any) -> int:
-    number = _int(value)
-    if number < 0:
-        raise ValueError("a whole number, 0 or more")
-    return number
-
-
-def _seconds(value: Any) -> float:
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        raise ValueError("a number of seconds") from None
-    # "nan" and "inf" parse as floats but are no duration: nan compares
-    # false with everything, so it would slip past every check below.
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError("a positive number of seconds")
-    return number
-
-
-def _port(value: Any) -> int:
-    number = _int(value)
-    if not 1 <= number <= 65535:
-        raise ValueError("a port number between 1 and 65535")
-    return number
-
-
-def _text(value: Any) -> str | None:
-    text = str(value).strip()
-    return text or None
-
-
-def _address(value: Any) -> str | None:
-    text = _text(value)
-    if text is None:
-        return None
-    try:
-        parse_address(text)
-    except InvalidMessageError:
-        raise ValueError("one valid email address") from None
-    return text
-
-
-def _addresses(value: Any) -> tuple[str, ...]:
-    text = ", ".join(value) if isinstance(value, (list, tuple)) else str(value).strip()
-    pairs = getaddresses([" ".join(text.split())])
-    found = []
-    for name, spec in pairs:
-        try:
-            found.append(parse_address((name, spec) if name else spec).addr_spec)
-        except InvalidMessageError:
-            raise ValueError("valid email addresses, separated by commas") from None
-    if not found:
-        raise ValueError("valid email addresses, separated by commas")
-    return tuple(found)
-
-
-def _patterns(value: Any) -> tuple[str, ...]:
-    text = " ".join(value) if isinstance(value, (list, tuple)) else str(value)
-    patterns = tuple(p.strip(",").lower() for p in aslist(text, flatten=True))
-    return tuple(p for p in patterns if p)
-
-
-#: The periods a ``mail.rate_limit`` may name, in seconds.
-RATE_PERIODS = {
-    "s": 1.0,
-    "sec": 1.0,
-    "second": 1.0,
-    "m": 60.0,
-    "min": 60.0,
-    "minute": 60.0,
-    "h": 3600.0,
-    "hour": 3600.0,
-    "d": 86400.0,
-    "day": 86400.0,
-}
-
-
-def _rate(value: Any) -> tuple[float, float]:
-    if isinstance(value, tuple) and len(value) == 2:
-        return (float(value[0]), float(value[1]))
-    count, _, period = str(value).strip().lower().partition("/")
-    try:
-        number = float(count)
-    except ValueError:
-        number = 0.0
-    seconds = RATE_PERIODS.get(period.strip())
-    if seconds is None or not math.isfinite(number) or number <= 0:
-        raise ValueError("a number of messages per s, min, h or day (such as 14/s)")
-    return (number, seconds)
-
-
-def _regex(value: Any) -> str:
-    text = str(value).strip()
-    try:
-        re.compile(text)
-    except re.error as exc:
-        raise ValueError(f"a regular expression ({exc})") from None
-    return text
-
-
-def _choice(*choices: str) -> Callable[[Any], str]:
-    def convert(value: Any) -> str:
-        text = str(value).strip().lower()
-        if text not in choices:
-            raise ValueError("one of " + ", ".join(choices))
-        return text
-
-    return convert
-
-
-def _path_prefix(value: Any) -> str:
-    text = "/" + str(value).strip().strip("/")
-    if text == "/" or any(c in text for c in "{}*?#"):
-        raise ValueError("a URL path such as /_mail")
-    return text
-
-
-def _mailer_kind(value: Any) -> str:
-    text = str(value).strip()
-    if text.lower() in ("smtp", "sendmail", "file", "console"):
-        return text.lower()
-    if "." in text or ":" in text:
-        return text
-    raise ValueError("smtp, sendmail, file, console or a dotted name")
 
 
 def _setting(convert: Callable[[Any], Any], default: Any, kind: str, doc: str) -> Any:
@@ -202,80 +60,80 @@ class MailSettings:
     """
 
     mailer: str = _setting(
-        _mailer_kind,
+        to_mailer_kind,
         "smtp",
         "choice",
         "What delivers mail: ``smtp``, ``sendmail``, ``file``, ``console``, "
         "or the dotted name of a factory taking the settings dict.",
     )
     host: str = _setting(
-        _text,
+        to_text,
         "localhost",
         "string",
         "The SMTP relay's host name.",
     )
     port: int | None = _setting(
-        _port,
+        to_port,
         None,
         "integer",
         "The SMTP relay's port (default 25, or 465 with ``mail.ssl``).",
     )
     username: str | None = _setting(
-        _text,
+        to_text,
         None,
         "string",
         "The login for SMTP AUTH.",
     )
     password: str | None = _setting(
-        _text,
+        to_text,
         None,
         "string",
         "The password for SMTP AUTH; never logged.",
     )
     tls: bool = _setting(
-        _bool,
+        to_bool,
         False,
         "boolean",
         "Require STARTTLS before anything else is sent.",
     )
     ssl: bool = _setting(
-        _bool,
+        to_bool,
         False,
         "boolean",
         "Speak TLS from the start (implicit TLS).",
     )
     keyfile: str | None = _setting(
-        _text,
+        to_text,
         None,
         "path",
         "The private key of a client certificate.",
     )
     certfile: str | None = _setting(
-        _text,
+        to_text,
         None,
         "path",
         "A client certificate (PEM).",
     )
     cafile: str | None = _setting(
-        _text,
+        to_text,
         None,
         "path",
         "CA certificates to trust instead of the system's (PEM).",
     )
     verify: bool = _setting(
-        _bool,
+        to_bool,
         True,
         "boolean",
         "Verify the relay's certificate and host name. Leave it on.",
     )
     allow_insecure_auth: bool = _setting(
-        _bool,
+        to_bool,
         False,
         "boolean",
         "Allow sending the password over an unencrypted connection.",
     )
     timeout: float = _setting(
-        _seconds,
+        to_seconds,
         10.0,
         "seconds",
         "The longest an SMTP connection may go without progress: each wait to "
@@ -283,19 +141,19 @@ class MailSettings:
         "message over a slow link takes as long as it needs.",
     )
     local_hostname: str | None = _setting(
-        _text,
+        to_text,
         None,
         "string",
         "The name given in EHLO (default: this machine's FQDN).",
     )
     pipelining: bool = _setting(
-        _bool,
+        to_bool,
         True,
         "boolean",
         "Use ESMTP PIPELINING when the relay offers it.",
     )
     pool_size: int = _setting(
-        _count,
+        to_count,
         4,
         "integer",
         "How many idle SMTP connections each process keeps ready for the next "
@@ -303,37 +161,37 @@ class MailSettings:
         "for every session.",
     )
     pool_idle_timeout: float = _setting(
-        _seconds,
+        to_seconds,
         30.0,
         "seconds",
         "How long an idle pooled connection is kept before it is closed with QUIT.",
     )
     debug: int = _setting(
-        _int,
+        to_int,
         0,
         "integer",
         "smtplib's debug level: 1 or 2 prints the SMTP dialogue to stderr (never the password).",
     )
     sendmail_app: str = _setting(
-        _text,
+        to_text,
         "/usr/sbin/sendmail",
         "path",
         "The sendmail binary, for ``mail.mailer = sendmail``.",
     )
     file_path: str = _setting(
-        _text,
+        to_text,
         "mail",
         "path",
         "The folder that ``mail.mailer = file`` writes ``.eml`` files into.",
     )
     default_sender: str | None = _setting(
-        _address,
+        to_address,
         None,
         "address",
         "The sender of messages that have none.",
     )
     redirect_to: tuple[str, ...] | None = _setting(
-        _addresses,
+        to_addresses,
         None,
         "addresses",
         "Staging and development: send every message to these addresses "
@@ -342,7 +200,7 @@ class MailSettings:
         "at ``send()`` and again by the queue processor (see :doc:`policies`).",
     )
     redirect_except: tuple[str, ...] | None = _setting(
-        _patterns,
+        to_patterns,
         None,
         "patterns",
         "With ``mail.redirect_to``: recipients delivered normally, as addresses "
@@ -350,27 +208,27 @@ class MailSettings:
         "address there), separated by spaces or commas.",
     )
     subject_prefix: str | None = _setting(
-        _text,
+        to_text,
         None,
         "string",
         "With ``mail.redirect_to``: put before the subject of redirected mail (``[staging]``).",
     )
     delivery: str | None = _setting(
-        _choice("direct", "queued"),
+        choice_of("direct", "queued"),
         None,
         "choice",
         "``direct`` or ``queued`` (default: queued when "
         "``mail.queue_path`` is set or ``mail.queue = sql``, otherwise direct).",
     )
     queue_path: str | None = _setting(
-        _text,
+        to_text,
         None,
         "path",
         "The Maildir queue's folder, an absolute path (``%(here)s/...`` in an INI "
         "file); created when missing.",
     )
     queue: str | None = _setting(
-        _choice("maildir", "sql"),
+        choice_of("maildir", "sql"),
         None,
         "choice",
         "Where queued mail waits: ``maildir`` (the folder ``mail.queue_path``; "
@@ -378,7 +236,7 @@ class MailSettings:
         "database, written through its SQLAlchemy session: see :doc:`sql`).",
     )
     queue_sql_url: str | None = _setting(
-        _text,
+        to_text,
         None,
         "string",
         "What processors connect to the SQL queue with (default: the "
@@ -386,7 +244,7 @@ class MailSettings:
         "own session.",
     )
     queue_sql_session: str | None = _setting(
-        _text,
+        to_text,
         None,
         "dotted name",
         "A callable taking the request and returning the SQLAlchemy session "
@@ -394,7 +252,7 @@ class MailSettings:
         "``request.dbsession``, as in the Pyramid cookiecutter).",
     )
     queue_notify: bool = _setting(
-        _bool,
+        to_bool,
         False,
         "boolean",
         "PostgreSQL's SQL queue: after a commit that queued mail, send a "
@@ -404,20 +262,20 @@ class MailSettings:
         "not one through a transaction-pooling PgBouncer.",
     )
     queue_processor: str = _setting(
-        _choice("none", "thread"),
+        choice_of("none", "thread"),
         "none",
         "choice",
         "``thread`` runs a queue processor thread in each application "
         "process; ``none`` leaves the queue to ``psendmail``.",
     )
     queue_interval: float = _setting(
-        _seconds,
+        to_seconds,
         3.0,
         "seconds",
         "How often the processor looks for due mail.",
     )
     queue_workers: int = _setting(
-        _positive_int,
+        to_positive_int,
         4,
         "integer",
         "The connections (threads) one processor delivers over at once, fewer "
@@ -426,7 +284,7 @@ class MailSettings:
         "(``mail.queue_processes``) help where more threads do not.",
     )
     queue_processes: int = _setting(
-        _positive_int,
+        to_positive_int,
         1,
         "integer",
         "Processes ``psendmail run`` forks, each a processor with its own "
@@ -434,31 +292,31 @@ class MailSettings:
         "The processor thread in the application is always one.",
     )
     batch_size: int = _setting(
-        _positive_int,
+        to_positive_int,
         100,
         "integer",
         "Messages sent over one connection before it is renewed.",
     )
     retry_min: float = _setting(
-        _seconds,
+        to_seconds,
         60.0,
         "seconds",
         "The shortest wait before retrying a deferred message.",
     )
     retry_max: float = _setting(
-        _seconds,
+        to_seconds,
         3600.0,
         "seconds",
         "The longest wait before retrying a deferred message.",
     )
     max_age: float = _setting(
-        _seconds,
+        to_seconds,
         5 * 24 * 3600.0,
         "seconds",
         "A message still undelivered after this long has failed.",
     )
     rate_limit: tuple[float, float] | None = _setting(
-        _rate,
+        to_rate,
         None,
         "rate",
         "The most messages a processor hands to the relay: ``14/s``, ``500/min``, "
@@ -466,7 +324,7 @@ class MailSettings:
         "and divided between the ``mail.queue_processes`` of ``psendmail run``.",
     )
     throttle_pattern: str = _setting(
-        _regex,
+        to_regex,
         r"(?i)throttl|\brate\b|rate.?limit|too many (messages|mails|emails)",
         "regex",
         "A 421, 451 or 454 reply whose text matches this regular expression is "
@@ -474,13 +332,13 @@ class MailSettings:
         "and puts the message back without counting an attempt.",
     )
     throttle_pause: float = _setting(
-        _seconds,
+        to_seconds,
         60.0,
         "seconds",
         "How long the processor pauses after a throttling reply.",
     )
     delivery_filter: str | None = _setting(
-        _text,
+        to_text,
         None,
         "dotted name",
         "A callable the processor runs before each delivery, as "
@@ -490,13 +348,13 @@ class MailSettings:
         "other exception defers it (see :doc:`policies`).",
     )
     claim_timeout: float = _setting(
-        _seconds,
+        to_seconds,
         600.0,
         "seconds",
         "When a claim left by a dead processor goes back to the queue.",
     )
     devtools: bool = _setting(
-        _bool,
+        to_bool,
         False,
         "boolean",
         "Development only: serve the dev inbox and the mail previews at "
@@ -504,13 +362,13 @@ class MailSettings:
         "for the debug toolbar's mail panel (see :doc:`devtools`).",
     )
     devtools_path: str = _setting(
-        _path_prefix,
+        to_path_prefix,
         "/_mail",
         "string",
         "Where the dev inbox and the previews are served.",
     )
     devtools_allow_production: bool = _setting(
-        _bool,
+        to_bool,
         False,
         "boolean",
         "Let ``mail.devtools`` start although no ``pyramid.reload_*`` or "
@@ -569,7 +427,7 @@ def parse_settings(settings: Mapping[str, Any]) -> MailSettings:
             raise ConfigurationError(f"{name} must be {exc}, not {raw!r}") from None
     if values.get("queue") == "sql" and not values.get("queue_sql_url"):
         # The SQL queue is the application's own database by default.
-        values["queue_sql_url"] = _text(settings.get("sqlalchemy.url") or "")
+        values["queue_sql_url"] = to_text(settings.get("sqlalchemy.url") or "")
     return MailSettings(**values)
 
 
