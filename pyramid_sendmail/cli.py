@@ -9,6 +9,7 @@ or found the relay down: run again later.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -150,9 +151,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
-    from pyramid.paster import setup_logging
-
-    setup_logging(args.config_uri)
+    _config_loader(args.config_uri).setup_logging()
     settings = _read_settings(args.config_uri, args.app_name)
     values = parse_settings(settings)
     command = args.command or "run"
@@ -317,15 +316,29 @@ def _exit_code(result: PassResult) -> int:
     return EXIT_OK
 
 
+@functools.cache
+def _config_loader(config_uri: str) -> Any:
+    """The file's plaster loader, found once.
+
+    An INI file's loader is Pyramid's own (plaster_pastedeploy), taken
+    directly: plaster's lookup reads every installed distribution's
+    metadata, a tenth of a second of each psendmail command.
+    """
+    import plaster
+
+    uri = plaster.parse_uri(config_uri)
+    if uri.scheme == "file+ini":
+        import plaster_pastedeploy
+
+        return plaster_pastedeploy.Loader(uri)
+    return plaster.get_loader(uri, protocols=["wsgi"])
+
+
 def _read_settings(config_uri: str, name: str) -> Any:
-    from pyramid.paster import get_appsettings
-
+    loader = _config_loader(config_uri)
     try:
-        return get_appsettings(config_uri, name)
+        return loader.get_wsgi_app_settings(name)
     except LookupError as exc:
-        import plaster
-
-        loader = plaster.get_loader(config_uri, protocols=["wsgi"])
         section = f"app:{name}"
         if section not in loader.get_sections():
             raise ConfigurationError(f"{config_uri} has no [{section}] section") from exc
@@ -335,12 +348,10 @@ def _read_settings(config_uri: str, name: str) -> Any:
 
 
 def _load_registry(config_uri: str, name: str) -> Any:
-    from pyramid.paster import get_app
-
     # Loading the app must not start a second processor in this process.
     try:
         with without_threads():
-            app = get_app(config_uri, name)
+            app = _config_loader(config_uri).get_wsgi_app(name)
     except LookupError as exc:
         raise ConfigurationError(
             f"cannot load the application from {config_uri}: {exc} "

@@ -147,6 +147,21 @@ def test_a_large_message_fits(engine: sa.Engine, sql_queue: SQLQueue) -> None:
     assert entry.envelope.data == big.data
 
 
+def test_the_applications_engine_events_see_the_queued_insert(
+    engine: sa.Engine, sql_queue: SQLQueue
+) -> None:
+    # Query logging and tracing hook the application's engine: the mail's
+    # INSERT, written through its session, must show up there.
+    seen: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+
+    write(engine, sql_queue, envelope("one"), envelope("two"))
+
+    inserts = [sql for sql in seen if sql.startswith("INSERT INTO mail_queue")]
+    assert len(inserts) == 1, seen
+    assert len(claim_all(sql_queue)) == 2
+
+
 def test_add_queues_at_once_in_a_transaction_of_its_own(sql_queue: SQLQueue) -> None:
     row_id = sql_queue.add(envelope())
 
@@ -217,6 +232,32 @@ def test_complete_deletes_the_row(engine: sa.Engine, sql_queue: SQLQueue) -> Non
     sql_queue.complete(entry)
 
     assert rows(engine) == 0
+
+
+def test_complete_connects_anew_after_the_database_dropped_its_connection(pg_url: str) -> None:
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as connection:
+        create(connection)
+    queue = SQLQueue(pg_url)
+    try:
+        write(engine, queue, envelope("one"), envelope("two"), envelope("three"))
+        first, second, third = claim_all(queue)
+        queue.complete(first)
+        with engine.connect() as connection:
+            # What a database restart or an idle-session timeout does.
+            connection.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND datname = current_database()"
+            )
+
+        with pytest.raises(sa.exc.DBAPIError):
+            queue.complete(second)
+        queue.complete(third)
+
+        assert [e.envelope.message_id for e in queue.list("new")] == [second.envelope.message_id]
+    finally:
+        queue.close()
+        engine.dispose()
 
 
 def test_defer_keeps_the_pending_recipients_until_due(engine: sa.Engine) -> None:

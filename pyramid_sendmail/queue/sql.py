@@ -37,6 +37,7 @@ from ..exceptions import CorruptEntry, QueueError, UnknownEntry
 from ..interfaces import IMailQueue
 from ..message import Envelope
 from .entry import NORMAL, PRIORITIES, STATES, QueueEntry, QueueStatus, Schedule
+from .sql_direct import DirectConnections, Statement
 from .sql_notify import Listener, announce
 from .sql_schema import check as check_schema
 from .sql_schema import failed_table, queue_table
@@ -59,6 +60,10 @@ _CLAIMED = (
     _Q.last_error,
     _Q.expires_at,
     _Q.priority,
+)
+#: A delivered row's DELETE, guarded by the claim's token.
+_DELETE_OURS = queue_table.delete().where(
+    _Q.id == sa.bindparam("id"), _Q.claim_token == sa.bindparam("token")
 )
 
 
@@ -143,6 +148,8 @@ class SQLQueue:
         self._in_hand: dict[int, QueueEntry] = {}
         self._unsent: dict[int, QueueEntry] = {}
         self._renewer: threading.Thread | None = None
+        self._direct: tuple[DirectConnections, Statement] | None = None
+        self._inserts: dict[tuple[str, bool], Statement] = {}
         self._closed = threading.Event()
         #: With *notify* (PostgreSQL): :meth:`announce` sends a NOTIFY, and a
         #: processor's claims start a thread that LISTENs and calls
@@ -175,6 +182,7 @@ class SQLQueue:
                 self._unsent.clear()
                 self._renewer = None
                 self._listener = None
+                self._direct = None
             if self._engine is None:
                 # No pool_pre_ping: it would add a round trip to every
                 # settle. A connection the database dropped fails its one
@@ -232,32 +240,56 @@ class SQLQueue:
             self._listener.stop()
         self.release()
         if self._engine is not None and self._pid == os.getpid():
+            if self._direct is not None:
+                self._direct[0].close()
             self._engine.dispose()
 
     # -- adding ---------------------------------------------------------
 
     def write(self, session: Any, envelopes: Sequence[Envelope]) -> None:
-        """Insert *envelopes* through *session* (the application's) with one
-        INSERT statement: executed once for one message, as one executemany
-        for several (one round trip: psycopg pipelines it)."""
-        dialect = session.get_bind(clause=queue_table).dialect
-        now = self._time(dialect)
-        # The times come from the database's clock, in the statement; the
-        # rest are parameters, so SQLAlchemy compiles the statement once
-        # (a multi-row VALUES would be compiled anew, at about a
-        # millisecond a row, more than the round trips it saves).
-        plain = [_params(e) for e in envelopes if _schedule_of(e) is NORMAL]
-        if plain:
-            statement = queue_table.insert().values(queued_at=now, due_at=now)
-            session.execute(statement, plain[0] if len(plain) == 1 else plain)
-        scheduled = [_scheduled_params(e) for e in envelopes if _schedule_of(e) is not NORMAL]
-        if scheduled:
-            # Due at send_at, or at once (the database's now) without one.
-            due: sa.ColumnElement[float] = sa.func.coalesce(
-                sa.bindparam("send_at", type_=sa.Double()), now
+        """Insert *envelopes* through *session* (the application's), in its
+        transaction: one statement for one message, one executemany for
+        several (one round trip: psycopg pipelines it).
+
+        The INSERT is compiled once per queue: building and compiling it per
+        commit cost more than its round trip. It runs as driver SQL on the
+        session's connection, so the application's engine events see it.
+        """
+        connection = session.connection(bind_arguments={"clause": queue_table})
+        for scheduled in (False, True):
+            rows = [e for e in envelopes if (_schedule_of(e) is not NORMAL) is scheduled]
+            if not rows:
+                continue
+            statement = self._insert(connection.dialect, scheduled)
+            now = None if self.clock is None else self.clock()
+            parameters = [
+                statement.parameters(
+                    {**(_scheduled_params(e) if scheduled else _params(e)), "now": now}
+                )
+                for e in rows
+            ]
+            connection.exec_driver_sql(
+                statement.sql, parameters[0] if len(parameters) == 1 else parameters
             )
-            statement = queue_table.insert().values(queued_at=now, due_at=due)
-            session.execute(statement, scheduled[0] if len(scheduled) == 1 else scheduled)
+
+    def _insert(self, dialect: sa.Dialect, scheduled: bool) -> Statement:
+        key = (dialect.name, scheduled)
+        statement = self._inserts.get(key)
+        if statement is None:
+            # The times come from the database's clock, in the statement
+            # (from *clock* as a parameter in tests).
+            now: sa.ColumnElement[float] = (
+                _now(dialect) if self.clock is None else sa.bindparam("now", type_=sa.Double())
+            )
+            keys = ["message_id", "sender", "recipients", "data", "attempts"]
+            due = now
+            if scheduled:
+                # Due at send_at, or at once (the database's now) without one.
+                due = sa.func.coalesce(sa.bindparam("send_at", type_=sa.Double()), now)
+                keys += ["expires_at", "priority"]
+            clause = queue_table.insert().inline().values(queued_at=now, due_at=due)
+            statement = self._inserts[key] = Statement(clause, dialect, keys)
+        return statement
 
     def add(self, envelope: Envelope) -> str:
         """Queue *envelope* now, in a transaction of the queue's own; return its id."""
@@ -341,9 +373,17 @@ class SQLQueue:
         return [int(entry.name) for entry in entries]
 
     def complete(self, entry: QueueEntry) -> None:
-        """Delete a delivered row, if this processor's claim still holds."""
-        with self._single() as connection:
-            deleted = connection.execute(queue_table.delete().where(*self._ours(entry))).rowcount
+        """Delete a delivered row, if this processor's claim still holds.
+
+        The drain's one statement per message: run outside SQLAlchemy's
+        execution path (:mod:`~pyramid_sendmail.queue.sql_direct`).
+        """
+        engine = self.engine
+        with self._lock:
+            if self._direct is None:
+                self._direct = (DirectConnections(engine), Statement(_DELETE_OURS, engine.dialect))
+            connections, delete = self._direct
+        deleted = connections.execute(delete, {"id": int(entry.name), "token": entry.claimed_as})
         self._settled(entry, deleted)
 
     def defer(self, entry: QueueEntry, until: float, error: str) -> None:
