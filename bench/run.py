@@ -1055,6 +1055,11 @@ def report(
             add(
                 f"  request medians: row + message {_median(request, 'send_ms'):.3f} ms, "
                 f"row alone {_median(request, 'nothing_ms'):.3f} ms"
+                + (
+                    f", the queued row's INSERT alone {floor:.3f} ms"
+                    if (floor := _median(request, "floor_insert_ms")) is not None
+                    else ""
+                )
             )
         add("")
 

@@ -6,7 +6,9 @@ else is contacted. What is timed:
 ``sql-request``
     *n* pairs of WebTest GETs through pyramid_tm and zope.sqlalchemy, in
     the Pyramid cookiecutter's layout: one view writes an app row and sends
-    one message into the SQL queue, the other writes the row alone.
+    one message into the SQL queue, the other writes the row alone; then
+    the queued row's INSERT alone on a plain psycopg cursor (into a copy of
+    the table), the floor of what a queued message can add.
 ``sql-drain``
     a table of *n* queued rows (written first, untimed, through a session
     as an application commits them) delivered to ``--port`` until empty.
@@ -110,6 +112,28 @@ def case_sql_request(args: argparse.Namespace) -> dict:
                 (send_ns if what == "send" else row_ns).append(clock() - started)
     send_ns.sort()
     row_ns.sort()
+    # The floor under "added": the same row's INSERT, inside a transaction
+    # as in the request, on a plain psycopg cursor into a copy of the
+    # queue's table (its indexes included), in the same process and moment.
+    trip_ns: list[int] = []
+    template = _template_row(engine)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("CREATE TABLE bench_floor (LIKE mail_queue INCLUDING ALL)")
+        columns = list(template)
+        insert = (
+            f"INSERT INTO bench_floor ({', '.join(columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))})"
+        )
+        for _ in range(max(100, args.n // 2)):
+            started = clock()
+            cursor.execute(insert, [template[c] for c in columns])
+            trip_ns.append(clock() - started)
+        raw.rollback()
+    finally:
+        raw.close()
+    trip_ns.sort()
     send_ms = send_ns[len(send_ns) // 2] / 1e6
     row_ms = row_ns[len(row_ns) // 2] / 1e6
     from pyramid_sendmail.queue.sql_schema import queue_table
@@ -121,6 +145,7 @@ def case_sql_request(args: argparse.Namespace) -> dict:
         "send_ms": send_ms,
         "nothing_ms": row_ms,
         "added_ms": send_ms - row_ms,
+        "floor_insert_ms": trip_ns[len(trip_ns) // 2] / 1e6,
         "send_p90_ms": send_ns[len(send_ns) * 9 // 10] / 1e6,
         "nothing_p90_ms": row_ns[len(row_ns) * 9 // 10] / 1e6,
         "queued_ok": queued == args.n + max(20, args.n // 20),
@@ -153,10 +178,8 @@ def _fill(engine: Any, n: int) -> float:
         mark_changed(session, transaction_manager=manager)
     session.close()
     columns = [c.name for c in queue_table.columns if c.name != "id"]
+    template = _template_row(engine)
     with engine.begin() as connection:
-        template = dict(
-            connection.execute(sa.select(*(queue_table.c[c] for c in columns))).one()._mapping
-        )
         marker = "bench-00000000@example.com"
         cursor = connection.connection.driver_connection.cursor()
         with cursor.copy(f"COPY mail_queue ({', '.join(columns)}) FROM STDIN") as copy:
@@ -170,6 +193,18 @@ def _fill(engine: Any, n: int) -> float:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.exec_driver_sql("VACUUM ANALYZE mail_queue")
     return time.perf_counter() - started
+
+
+def _template_row(engine: Any) -> dict[str, Any]:
+    """The first queued row's columns (all but the id)."""
+    import sqlalchemy as sa
+
+    from pyramid_sendmail.queue.sql_schema import queue_table
+
+    columns = [c for c in queue_table.columns if c.name != "id"]
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(*columns).order_by(queue_table.c.id).limit(1)).one()
+    return dict(row._mapping)
 
 
 def _rows(engine: Any) -> int:
