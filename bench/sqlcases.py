@@ -160,7 +160,6 @@ def _fill(engine: Any, n: int) -> float:
     statement) with only the message id changed, same length: identical
     rows, without *n* round trips through the write path.
     """
-    import sqlalchemy as sa
     import transaction
     from cases import _psm_envelope
     from sqlalchemy.orm import Session
