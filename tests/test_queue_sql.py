@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -177,6 +178,24 @@ def test_a_claim_is_limited_and_taken_in_queue_order(engine: sa.Engine) -> None:
     assert len(first) == 3 and len(second) == 2
     assert [int(i) for i in first + second] == sorted(int(i) for i in first + second)
     queue.close()
+
+
+def test_a_claim_takes_due_rows_in_the_order_they_became_due(
+    engine: sa.Engine, sql_queue: SQLQueue
+) -> None:
+    write(engine, sql_queue, envelope("older"), envelope("newer"))
+    older, newer = claim_all(sql_queue)
+    # Deferred newer first: it is due again before the older row.
+    sql_queue.defer(newer, 0.0, "451 try again")
+    time.sleep(0.01)
+    sql_queue.defer(older, 0.0, "451 try again")
+
+    again = claim_all(sql_queue)
+
+    assert [e.envelope.message_id for e in again] == [
+        newer.envelope.message_id,
+        older.envelope.message_id,
+    ]
 
 
 def test_a_row_claimed_by_one_processor_is_not_claimed_by_another(
