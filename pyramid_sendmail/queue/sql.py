@@ -414,7 +414,7 @@ class SQLQueue:
         """Delete a delivered row, if this processor's claim still holds.
 
         The drain's one statement per message: run outside SQLAlchemy's
-        execution path (:mod:`~pyramid_sendmail.queue.sql_direct`).
+        execution path (``pyramid_sendmail.queue.sql_direct``).
         """
         engine = self.engine
         delete = self._statements.get("delete")
