@@ -44,6 +44,7 @@ from .supervisor import (
     run_forever,
     serve_in_processes,
 )
+from .wording import counted
 
 __all__ = ["EXIT_CODES", "EXIT_FAILED", "EXIT_OK", "EXIT_TEMPFAIL", "EXIT_USAGE", "main"]
 
@@ -66,8 +67,8 @@ _INSPECTING = ("status", "failed", "retry")
 log = logging.getLogger("pyramid_sendmail.cli")
 #: How ``run --once`` words the housekeeping of a pass, when there was any.
 _HOUSEKEEPING_WORDS = {
-    "set_aside": "unreadable message(s) set aside",
-    "recovered": "stale claim(s) recovered",
+    "set_aside": ("unreadable message", "set aside"),
+    "recovered": ("stale claim", "recovered"),
 }
 
 
@@ -303,7 +304,11 @@ def _summary(result: PassResult) -> str:
     counts = result.counts
     summary = ", ".join(f"{counts[k]} {k}" for k in OUTCOMES)
     summary += f" = {sum(counts[k] for k in OUTCOMES)} handled"
-    chores = [f"{counts[k]} {_HOUSEKEEPING_WORDS[k]}" for k in HOUSEKEEPING if counts[k]]
+    chores = [
+        f"{counted(counts[k], _HOUSEKEEPING_WORDS[k][0])} {_HOUSEKEEPING_WORDS[k][1]}"
+        for k in HOUSEKEEPING
+        if counts[k]
+    ]
     return summary + ("; " + ", ".join(chores) if chores else "")
 
 
@@ -431,10 +436,10 @@ def _failed(queue: IMailQueue, as_json: bool, out: TextIO) -> int:
             print(f"{entry['id']}  (unreadable)", file=out)
         else:
             age, attempts = _age(entry["age"]), entry["attempts"]
-            print(f"{entry['id']}  {age} old, {attempts} attempt(s)", file=out)
+            print(f"{entry['id']}  {age} old, {counted(attempts, 'attempt')}", file=out)
             print(f"  to: {', '.join(entry['recipients'])}", file=out)
         print(f"  error: {entry['error']}", file=out)
-    print(f"{len(entries)} failed message(s) in {queue.location}", file=out)
+    print(f"{counted(len(entries), 'failed message')} in {queue.location}", file=out)
     return 0
 
 
@@ -450,12 +455,17 @@ def _retry(queue: IMailQueue, ids: list[str], every: bool, out: TextIO) -> int:
     except CorruptEntry as exc:
         print(f"psendmail retry: {exc}; it stays with the failed mail", file=sys.stderr)
         return 1
-    print(f"put {len(moved)} message(s) back in the queue", file=out)
+    print(f"put {counted(len(moved), 'message')} back in the queue", file=out)
     # What --all left behind is what cannot be read (list() skips it).
     left = len(queue.unreadable()) if every else 0
     if left:
-        unreadable = f"{left} failed message(s) cannot be read"
-        print(f"psendmail retry: {unreadable} and stay where they are", file=sys.stderr)
+        unreadable = counted(left, "failed message")
+        stay = (
+            "cannot be read and stays where it is"
+            if left == 1
+            else ("cannot be read and stay where they are")
+        )
+        print(f"psendmail retry: {unreadable} {stay}", file=sys.stderr)
         return 1
     return 0
 

@@ -27,6 +27,7 @@ from .interfaces import (
 from .mailers.session import Session
 from .message import Envelope
 from .results import SendResult
+from .wording import counted
 
 __all__ = [
     "DirectMailDelivery",
@@ -263,7 +264,7 @@ def describe(result: Any) -> str:
     """A short outcome for the log line; :func:`log_refused` adds the rest."""
     if result.refused:
         total = len(result.accepted) + len(result.refused)
-        return f"sent to {len(result.accepted)} of {total} recipient(s)"
+        return f"sent to {len(result.accepted)} of {counted(total, 'recipient')}"
     return "sent"
 
 
@@ -289,9 +290,9 @@ def log_attempt(
     """One log line per delivery attempt: id, recipients, outcome, time."""
     log.log(
         level,
-        "mail %s to %d recipient(s): %s in %.3fs",
+        "mail %s to %s: %s in %.3fs",
         envelope.message_id,
-        len(envelope.recipients),
+        counted(len(envelope.recipients), "recipient"),
         outcome,
         time.monotonic() - started,
     )

@@ -31,6 +31,7 @@ from .exceptions import InvalidMessageError
 from .interfaces import IMailSendingEvent
 from .message import Envelope, parse_address, prepare
 from .queue.entry import NORMAL, PRIORITIES, Schedule
+from .wording import counted
 
 __all__ = [
     "MODES",
@@ -92,7 +93,7 @@ class MailSending:
         self.reason = reason or "cancelled by a MailSending subscriber"
 
     def __repr__(self) -> str:
-        return f"<MailSending {self.message_id} to {len(self.recipients)} recipient(s)>"
+        return f"<MailSending {self.message_id} to {counted(len(self.recipients), 'recipient')}>"
 
 
 def has_sending_subscribers(registry: Any) -> bool:

@@ -23,6 +23,7 @@ from .queue.entry import QueueEntry
 from .ratelimit import RateLimit, ThrottleRule
 from .results import SendResult, SMTPReply
 from .settings import MailSettings
+from .wording import counted
 
 __all__ = [
     "HOUSEKEEPING",
@@ -336,7 +337,10 @@ class QueueProcessor:
         stays for the others."""
         error = MailDeliveryError(reason, temporary=False)
         log.info(
-            "queued mail %s not sent to %d recipient(s): %s", entry.name, len(recipients), reason
+            "queued mail %s not sent to %s: %s",
+            entry.name,
+            counted(len(recipients), "recipient"),
+            reason,
         )
         failed = replace(entry, envelope=entry.envelope.with_recipients(recipients))
         self.queue.fail(failed, reason, keep_claim=keep)

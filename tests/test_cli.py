@@ -103,7 +103,7 @@ def test_failed_lists_each_failed_message_with_its_error(psendmail: Psendmail) -
     assert code == 0
     assert name in out
     assert "550 5.1.1 No such user" in out
-    assert "1 failed message(s)" in out
+    assert "1 failed message in" in out
 
 
 def test_failed_json_is_machine_readable(psendmail: Psendmail) -> None:
@@ -286,7 +286,7 @@ def test_run_once_counts_unreadable_files_and_recovered_claims(
     assert code == 0
     assert out == (
         "1 sent, 0 deferred, 0 failed, 0 throttled = 1 handled; "
-        "1 unreadable message(s) set aside, 1 stale claim(s) recovered\n"
+        "1 unreadable message set aside, 1 stale claim recovered\n"
     )
     assert psendmail.files("failed") == [bad]
 

@@ -123,7 +123,7 @@ def test_run_once_status_failed_and_retry(psendmail: Psendmail, smtp_server: Any
     assert dead["recipients"] == ["nobody@example.org"] and "550" in dead["error"]
 
     code, out = psendmail("retry", dead["id"])
-    assert (code, out.strip()) == (0, "put 1 message(s) back in the queue")
+    assert (code, out.strip()) == (0, "put 1 message back in the queue")
     assert json.loads(psendmail("status", "--json")[1])["queued"]["count"] == 1
     code, _ = psendmail("retry", "12345")
     assert code == 1

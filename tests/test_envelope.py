@@ -460,7 +460,7 @@ def test_with_recipients_keeps_the_message_for_fewer_recipients():
 
 def test_envelope_repr_names_the_message_id_and_recipient_count():
     envelope = Envelope("a@x.org", ["b@x.org", "c@x.org"], b"", "m1@x.org")
-    assert repr(envelope) == "<Envelope m1@x.org to 2 recipient(s)>"
+    assert repr(envelope) == "<Envelope m1@x.org to 2 recipients>"
 
 
 # --- raw header values: what the generator writes, not what items() shows -----

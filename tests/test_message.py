@@ -139,7 +139,7 @@ def test_recipients_added_after_construction_are_sent():
 def test_send_to_and_repr_survive_an_address_send_would_refuse():
     message = Message(subject="Hi", recipients=[("Ann", "not-an-address")])
     assert message.send_to == {"Ann <not-an-address>"}
-    assert repr(message) == "<Message 'Hi' to 1 recipient(s)>"
+    assert repr(message) == "<Message 'Hi' to 1 recipient>"
     assert repr(Attachment("a.pdf", "application/pdf")) == "<Attachment 'a.pdf' 'application/pdf'>"
 
 

@@ -860,7 +860,7 @@ def test_a_partial_delivery_logs_one_readable_line_per_refused_recipient(
         processor.process_once()
 
     lines = [r.getMessage() for r in caplog.records if r.name == "pyramid_sendmail.delivery"]
-    assert f"{mail.message_id} to 3 recipient(s): sent to 1 of 3 recipient(s)" in lines[0]
+    assert f"{mail.message_id} to 3 recipients: sent to 1 of 3 recipients" in lines[0]
     assert lines[1:] == [
         f"mail {mail.message_id} to {bob}: deferred: 451 4.7.1 Greylisted",
         f"mail {mail.message_id} to {cy}: refused: 550 5.1.1 No such user",

@@ -124,7 +124,7 @@ def test_run_once_with_two_processes_adds_up_what_they_set_aside_and_recovered(
     assert process.wait(timeout=60) == 0, log.read_text()
     assert Path(str(log) + ".out").read_text() == (
         "19 sent, 0 deferred, 0 failed, 0 throttled = 19 handled; "
-        "1 unreadable message(s) set aside, 1 stale claim(s) recovered\n"
+        "1 unreadable message set aside, 1 stale claim recovered\n"
     )
     assert sorted(recording_server.accepted(), key=int) == expected[1:]
     assert queue_files(queue_path)["failed"] == [f".{names[0]}.error", names[0]]

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..message.headers import DEFAULT as POLICY
+from ..wording import counted
 
 __all__ = ["Anatomy", "Part", "dissect", "rewrite_cids"]
 
@@ -222,7 +223,7 @@ def _warnings(anatomy: Anatomy, data: bytes) -> list[str]:
             )
         remote = [u for u in links.images if urlsplit(u).scheme in ("http", "https")]
         if remote:
-            images = "1 remote image" if len(remote) == 1 else f"{len(remote)} remote images"
+            images = counted(len(remote), "remote image")
             warnings.append(
                 f"{images}: most clients block them until the reader "
                 "allows it; embed images as inline parts (cid:) instead. They are not "

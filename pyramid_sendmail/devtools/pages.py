@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
+from ..wording import counted
 from .anatomy import Anatomy
 from .previews import Preview
 
@@ -116,7 +117,7 @@ def inbox_page(
 ) -> str:
     """The inbox: this process's messages, then the file mailer's folder."""
     body = ['<div class="heading row"><div><h1>Inbox</h1>']
-    taken = f"{len(records)} message{'' if len(records) == 1 else 's'}"
+    taken = counted(len(records), "message")
     body.append(f'<p class="lead">{taken} taken by this process, newest first.</p></div>')
     if records:
         body.append(
@@ -239,7 +240,7 @@ def message_page(
         )
     body.append(_addresses(anatomy))
     body.append(_tabs(anatomy, links))
-    parts = f"{len(anatomy.parts)} MIME part{'' if len(anatomy.parts) == 1 else 's'}"
+    parts = counted(len(anatomy.parts), "MIME part")
     body.append(
         f'<p class="downloads"><a class="button" href="{_e(links.eml)}">Download .eml</a> '
         f'<span class="muted">{_e(_size(anatomy.size))}, {parts}, '

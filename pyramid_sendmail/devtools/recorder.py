@@ -27,6 +27,7 @@ from pyramid.threadlocal import get_current_request
 from ..events import MailDeferred, MailFailed, MailSent
 from ..message import Envelope
 from ..message.headers import DEFAULT as POLICY
+from ..wording import counted
 
 __all__ = [
     "CANCELLED",
@@ -219,7 +220,7 @@ class Recorder:
             return
         if isinstance(event, MailSent):
             count = len(event.recipients)
-            record.settle(SENT, f"accepted for {count} recipient{'' if count == 1 else 's'}")
+            record.settle(SENT, f"accepted for {counted(count, 'recipient')}")
         elif isinstance(event, MailDeferred):
             when = time.strftime("%H:%M:%S", time.localtime(event.retry_at))
             record.settle(DEFERRED, f"{event.error}; next attempt at {when}")

@@ -14,6 +14,7 @@ from zope.interface import implementer
 
 from ..interfaces import IMailer
 from ..results import SendResult
+from ..wording import counted
 from .session import OneShotSession
 
 __all__ = ["ConsoleMailer", "FileMailer"]
@@ -45,7 +46,7 @@ class FileMailer:
         filename = os.path.join(self.path, name)
         with open(filename, "wb") as f:
             f.write(_envelope_lines(sender, recipients) + message)
-        log.info("wrote mail for %d recipient(s) to %s", len(recipients), filename)
+        log.info("wrote mail for %s to %s", counted(len(recipients), "recipient"), filename)
         return SendResult(accepted=tuple(recipients))
 
 

@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 from ..exceptions import InvalidMessageError
+from ..wording import counted
 from . import email_writer, fast_writer
 from .addresses import AddressLike
 from .headers import DEFAULT
@@ -71,7 +72,7 @@ class Envelope:
         return Envelope(self.sender, recipients, self.data, self.message_id, self._message)
 
     def __repr__(self) -> str:
-        return f"<Envelope {self.message_id} to {len(self.recipients)} recipient(s)>"
+        return f"<Envelope {self.message_id} to {counted(len(self.recipients), 'recipient')}>"
 
 
 def prepare(

@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from typing import IO, cast
 
 from ..exceptions import InvalidMessageError
+from ..wording import counted
 from .addresses import AddressLike
 from .email_writer import to_email_message
 from .headers import HeadersLike
@@ -93,7 +94,7 @@ class Message:
         self.extra_headers = extra_headers or {}
 
     def __repr__(self) -> str:
-        return f"<Message {self.subject!r} to {len(self.send_to)} recipient(s)>"
+        return f"<Message {self.subject!r} to {counted(len(self.send_to), 'recipient')}>"
 
     @property
     def send_to(self) -> set[str]:

@@ -41,6 +41,7 @@ from zope.interface import implementer
 from ..exceptions import CorruptEntry, QueueUnavailable, UnknownEntry
 from ..interfaces import IMailQueue
 from ..message import Envelope
+from ..wording import counted
 from .claims import ClaimKeeper
 from .entry import NORMAL, PRIORITIES, STATES, QueueEntry, QueueStatus, Schedule
 from .maildir_format import (
@@ -459,11 +460,11 @@ class MaildirQueue:
                 log.exception("could not mark the delivered recipients of %s", entry.name)
             else:
                 log.error(
-                    "could not rewrite %s (%s): %d delivered recipient(s) marked in place;"
+                    "could not rewrite %s (%s): %s marked in place;"
                     " the claim comes back after the claim timeout",
                     entry.name,
                     exc,
-                    marked,
+                    counted(marked, "delivered recipient"),
                 )
             raise
 

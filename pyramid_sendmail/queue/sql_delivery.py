@@ -30,6 +30,7 @@ from ..events import EventSink
 from ..exceptions import SendmailError, TransactionStateError
 from ..interfaces import ISQLMailDelivery
 from ..message import Envelope
+from ..wording import counted
 from .sql import SQLQueue
 
 __all__ = ["QueueWriteError", "SQLMailDelivery"]
@@ -113,7 +114,7 @@ class SQLMailDelivery(QueuedMailDelivery):
                 self.queue.write(session, envelopes)
             except SQLAlchemyError as exc:
                 raise QueueWriteError(
-                    f"could not queue {len(envelopes)} message(s) in the "
+                    f"could not queue {counted(len(envelopes), 'message')} in the "
                     f"{self.queue.location} mail queue; the transaction is aborted: {exc}"
                 ) from exc
             mark_changed(session, transaction_manager=data_manager.transaction_manager)
