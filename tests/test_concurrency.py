@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 MESSAGES = 1000
 WORKERS = 3
 # The log line pyramid_sendmail writes for each message it delivered.
-_SENT = re.compile(r"mail <seq-(\d+)@example\.com> to 1 recipient\(s\): sent in")
+_SENT = re.compile(r"mail <seq-(\d+)@example\.com> to 1 recipient: sent in")
 
 
 def test_two_processes_with_several_workers_deliver_each_message_exactly_once(

@@ -20,7 +20,6 @@ clocks disagree agree on leases; *clock* overrides it in tests.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -36,9 +35,20 @@ from zope.interface import implementer
 from ..exceptions import CorruptEntry, QueueError, UnknownEntry
 from ..interfaces import IMailQueue
 from ..message import Envelope
-from .entry import NORMAL, PRIORITIES, STATES, QueueEntry, QueueStatus, Schedule
+from .entry import NORMAL, PRIORITIES, STATES, QueueEntry, QueueStatus
 from .sql_direct import DirectConnections, Statement
 from .sql_notify import Listener, announce
+from .sql_rows import (
+    CLAIMED,
+    DELETE_OURS,
+    claim_clause,
+    entry_of,
+    now_sql,
+    params_of,
+    row_of,
+    schedule_of,
+    scheduled_params_of,
+)
 from .sql_schema import check as check_schema
 from .sql_schema import failed_table, queue_table
 
@@ -48,23 +58,6 @@ log = logging.getLogger(__name__)
 
 _Q = queue_table.c
 _F = failed_table.c
-#: What a claim reads of each row.
-_CLAIMED = (
-    _Q.id,
-    _Q.message_id,
-    _Q.sender,
-    _Q.recipients,
-    _Q.data,
-    _Q.queued_at,
-    _Q.attempts,
-    _Q.last_error,
-    _Q.expires_at,
-    _Q.priority,
-)
-#: A delivered row's DELETE, guarded by the claim's token.
-_DELETE_OURS = queue_table.delete().where(
-    _Q.id == sa.bindparam("id"), _Q.claim_token == sa.bindparam("token")
-)
 
 
 class QueueDatabaseError(QueueError):
@@ -74,22 +67,6 @@ class QueueDatabaseError(QueueError):
 def display_url(url: str | sa.URL) -> str:
     """*url* without its password, for messages and logs."""
     return sa.make_url(url).render_as_string(hide_password=True)
-
-
-@functools.cache
-def _now_for(name: str) -> sa.ColumnElement[float]:
-    # Built once per dialect: a SQL expression costs more to build than
-    # the rest of a queued message's INSERT.
-    if name == "sqlite":
-        return sa.literal_column("((julianday('now') - 2440587.5) * 86400.0)", sa.Double())
-    if name in ("mysql", "mariadb"):
-        return sa.literal_column("UNIX_TIMESTAMP(NOW(6))", sa.Double())
-    return sa.cast(sa.func.extract("epoch", sa.func.now()), sa.Double())
-
-
-def _now(dialect: sa.Dialect) -> sa.ColumnElement[float]:
-    """The database's clock, in seconds since the epoch, as SQL."""
-    return _now_for(dialect.name)
 
 
 def _begin_immediate(engine: sa.Engine) -> None:
@@ -201,7 +178,7 @@ class SQLQueue:
     def _time(self, dialect: sa.Dialect) -> sa.ColumnElement[float]:
         if self.clock is not None:
             return sa.literal(self.clock(), sa.Double())
-        return _now(dialect)
+        return now_sql(dialect)
 
     @contextlib.contextmanager
     def _single(self) -> Iterator[sa.Connection]:
@@ -260,14 +237,14 @@ class SQLQueue:
         """
         connection = session.connection(bind_arguments={"clause": queue_table})
         for scheduled in (False, True):
-            rows = [e for e in envelopes if (_schedule_of(e) is not NORMAL) is scheduled]
+            rows = [e for e in envelopes if (schedule_of(e) is not NORMAL) is scheduled]
             if not rows:
                 continue
             statement = self._insert(connection.dialect, scheduled)
             now = None if self.clock is None else self.clock()
             parameters = [
                 statement.parameters(
-                    {**(_scheduled_params(e) if scheduled else _params(e)), "now": now}
+                    {**(scheduled_params_of(e) if scheduled else params_of(e)), "now": now}
                 )
                 for e in rows
             ]
@@ -281,7 +258,7 @@ class SQLQueue:
         if statement is None:
             # The times come from the database's clock, in the statement
             # (from *clock* as a parameter in tests).
-            now = self._clock_or_now(dialect)
+            now = self._clock_ornow_sql(dialect)
             keys = ["message_id", "sender", "recipients", "data", "attempts"]
             due = now
             if scheduled:
@@ -296,10 +273,10 @@ class SQLQueue:
         """Queue *envelope* now, in a transaction of the queue's own; return its id."""
         with self.engine.begin() as connection:
             now = self._time(connection.dialect)
-            row = _row(envelope, now)
-            schedule = _schedule_of(envelope)
+            row = row_of(envelope, now)
+            schedule = schedule_of(envelope)
             if schedule is not NORMAL:
-                row.update(_scheduled_params(envelope))
+                row.update(scheduled_params_of(envelope))
                 send_at = row.pop("send_at")
                 if send_at is not None:
                     row["due_at"] = send_at
@@ -348,7 +325,7 @@ class SQLQueue:
             rows = self._claim_in_a_transaction(engine, token)
         if not rows:
             return []
-        entries = [_entry(row, token) for row in rows]
+        entries = [entry_of(row, token) for row in rows]
         with self._lock:
             for entry in entries:
                 key = int(entry.name)
@@ -363,7 +340,7 @@ class SQLQueue:
         statement = self._statements.get("claim")
         if statement is None:
             statement = self._statements["claim"] = Statement(
-                _claim_clause(self._clock_or_now(engine.dialect)), engine.dialect
+                claim_clause(self._clock_ornow_sql(engine.dialect)), engine.dialect
             )
         connections = self._direct_connections(engine)
         values = {"limit": self.claim_limit, "token": token, "lease": self.claim_timeout}
@@ -380,7 +357,7 @@ class SQLQueue:
         with engine.begin() as connection:
             now = self._time(connection.dialect)
             due = (
-                sa.select(*_CLAIMED)
+                sa.select(*CLAIMED)
                 .where(_Q.due_at <= now)
                 # A due high-priority row before any due normal one, even
                 # behind a backlog: the (priority, due_at, id) index's order.
@@ -398,10 +375,10 @@ class SQLQueue:
                 )
         return list(rows)
 
-    def _clock_or_now(self, dialect: sa.Dialect) -> sa.ColumnElement[float]:
+    def _clock_ornow_sql(self, dialect: sa.Dialect) -> sa.ColumnElement[float]:
         """The database's clock as SQL, or *clock*'s time as a ``now`` parameter."""
         if self.clock is None:
-            return _now(dialect)
+            return now_sql(dialect)
         return sa.bindparam("now", type_=sa.Double())
 
     def _direct_connections(self, engine: sa.Engine) -> DirectConnections:
@@ -419,7 +396,7 @@ class SQLQueue:
         engine = self.engine
         delete = self._statements.get("delete")
         if delete is None:
-            delete = self._statements["delete"] = Statement(_DELETE_OURS, engine.dialect)
+            delete = self._statements["delete"] = Statement(DELETE_OURS, engine.dialect)
         connections = self._direct_connections(engine)
         deleted = connections.execute(delete, {"id": int(entry.name), "token": entry.claimed_as})
         self._settled(entry, deleted)
@@ -440,7 +417,7 @@ class SQLQueue:
                     recipients=json.dumps(list(entry.envelope.recipients)),
                     attempts=entry.attempts,
                     last_error=error,
-                    due_at=_now(connection.dialect) + delay
+                    due_at=now_sql(connection.dialect) + delay
                     if self.clock is None
                     else sa.literal(until, sa.Double()),
                     claim_token=None,
@@ -706,84 +683,6 @@ class SQLQueue:
         with self.engine.connect() as connection:
             if folder == "failed":
                 rows = connection.execute(sa.select(failed_table).order_by(_F.id)).all()
-                return [_entry(row, None, error=row.error) for row in rows]
+                return [entry_of(row, None, error=row.error) for row in rows]
             rows = connection.execute(sa.select(queue_table).order_by(_Q.id)).all()
-            return [_entry(row, row.claim_token) for row in rows]
-
-
-def _claim_clause(now: sa.ColumnElement[float]) -> sa.Update:
-    """Lease the first due rows (``limit``) to ``token`` for ``lease``
-    seconds, skipping rows other processors hold locked; return them with
-    the time each was due (``was_due``)."""
-    due = (
-        sa.select(_Q.id, _Q.due_at.label("was_due"))
-        .where(_Q.due_at <= now)
-        # A due high-priority row before any due normal one, even behind a
-        # backlog: the (priority, due_at, id) index's order.
-        .order_by(_Q.priority, _Q.due_at, _Q.id)
-        .limit(sa.bindparam("limit", type_=sa.Integer()))
-        .with_for_update(skip_locked=True)
-        .cte("due")
-    )
-    until = now + sa.bindparam("lease", type_=sa.Double())
-    return (
-        queue_table.update()
-        .where(_Q.id == due.c.id)
-        # Expired rows are claimed too: the processor fails them with its
-        # reason and its MailFailed event, as it does the Maildir's.
-        .values(
-            claim_token=sa.bindparam("token", type_=sa.String()),
-            claimed_until=until,
-            due_at=until,
-        )
-        .returning(*_CLAIMED, due.c.was_due)
-    )
-
-
-def _params(envelope: Envelope) -> dict[str, Any]:
-    return {
-        "message_id": envelope.message_id,
-        "sender": envelope.sender,
-        "recipients": json.dumps(list(envelope.recipients)),
-        "data": envelope.data,
-        "attempts": 0,
-    }
-
-
-def _schedule_of(envelope: Envelope) -> Schedule:
-    return getattr(envelope, "schedule", NORMAL)
-
-
-def _scheduled_params(envelope: Envelope) -> dict[str, Any]:
-    schedule = _schedule_of(envelope)
-    return {
-        **_params(envelope),
-        "send_at": schedule.send_at,
-        "expires_at": schedule.expires_at,
-        "priority": schedule.rank,
-    }
-
-
-def _row(envelope: Envelope, now: sa.ColumnElement[float]) -> dict[str, Any]:
-    return {**_params(envelope), "queued_at": now, "due_at": now}
-
-
-def _entry(row: Any, token: str | None, error: str | None = None) -> QueueEntry:
-    envelope = Envelope(row.sender, json.loads(row.recipients), bytes(row.data), row.message_id)
-    # Dead letters keep no schedule: retried, they go at once, as normal mail.
-    rank = getattr(row, "priority", 1)
-    expires_at = getattr(row, "expires_at", None)
-    schedule = (
-        NORMAL
-        if rank == 1 and expires_at is None
-        else Schedule(expires_at=expires_at, priority=PRIORITIES[rank])
-    )
-    return QueueEntry(
-        name=str(row.id),
-        envelope=envelope,
-        queued_at=row.queued_at,
-        attempts=row.attempts,
-        error=error if error is not None else getattr(row, "last_error", None),
-        claimed_as=token,
-        schedule=schedule,
-    )
+            return [entry_of(row, row.claim_token) for row in rows]
