@@ -18,6 +18,7 @@ from clock import Clock
 from pyramid.config import Configurator
 from pyramid.threadlocal import get_current_registry
 from resources import OtherResource
+from slow_relay import SlowRelay
 from zope.interface.verify import verifyObject
 
 from pyramid_sendmail import Message, SMTPMailer
@@ -201,8 +202,11 @@ def test_stopping_processor_takes_no_further_message(
     processor.notify = stop_after_first
     processor.process_once()
 
-    assert len(smtp_server.messages) == 1
-    assert len(listing(queue)["new"]) == 2
+    # The first message's outcome stops the pass. With pipelining the next
+    # message's envelope went out with the first one's data, so it was
+    # already taken and is finished; nothing is taken after the stop.
+    assert len(smtp_server.messages) == 2
+    assert len(listing(queue)["new"]) == 1
     assert listing(queue)["cur"] == []
 
 
@@ -866,3 +870,57 @@ def test_a_partial_delivery_logs_one_readable_line_per_refused_recipient(
         f"mail {mail.message_id} to {cy}: refused: 550 5.1.1 No such user",
     ]
     assert "b'" not in caplog.text and "{" not in caplog.text
+
+
+# -- one thread, several connections (pyramid_sendmail.lanes) -----------------
+
+
+def test_several_connections_deliver_every_message_once(
+    queue: MaildirQueue, processor_for: Any, smtp_server: Any
+) -> None:
+    sent = [envelope(f"message {n}") for n in range(40)]
+    for mail in sent:
+        queue.add(mail)
+    processor = processor_for(smtp_server, workers=4, batch_size=7)
+
+    assert processor.process_once() == 40
+
+    assert sorted(m.data for m in smtp_server.messages) == sorted(mail.data for mail in sent)
+    # Four connections at once, each replaced after its batch of seven.
+    assert smtp_server.connections >= 4
+    assert listing(queue) == {"tmp": [], "new": [], "cur": [], "failed": []}
+
+
+def test_connections_that_stop_answering_defer_their_mail_as_timed_out(
+    queue: MaildirQueue, processor_for: Any, smtp_server: Any
+) -> None:
+    for n in range(3):
+        queue.add(envelope(f"message {n}"))
+    smtp_server.faults.stall = "DATA_END"
+    mailer = SMTPMailer(smtp_server.host, smtp_server.port, timeout=0.3)
+    processor = processor_for(mailer=mailer, workers=3)
+
+    processor.process_once()
+
+    assert processor.last_pass["deferred"] == 3
+    deferred = [queue.claim(name) for name in os.listdir(queue.new)]
+    assert all(entry is not None and "timed out" in (entry.error or "") for entry in deferred)
+
+
+def test_a_large_message_over_a_slow_link_is_delivered_beside_small_ones(
+    queue: MaildirQueue, processor_for: Any, smtp_server: Any
+) -> None:
+    # 1.5 MB at 1 MB/s with mail.timeout = 0.5: the wait for its reply sees
+    # the data still draining, while the other connection carries on.
+    big = envelope("big", body=("y" * 78 + "\n") * 19_000)
+    queue.add(big)
+    for n in range(5):
+        queue.add(envelope(f"small {n}"))
+    with SlowRelay(smtp_server.port, rate=1_000_000) as relay:
+        mailer = SMTPMailer(relay.host, relay.port, timeout=0.5)
+        processor = processor_for(mailer=mailer, workers=2)
+        processor.process_once()
+
+    assert processor.last_pass["sent"] == 6
+    assert len(smtp_server.messages) == 6
+    assert listing(queue) == {"tmp": [], "new": [], "cur": [], "failed": []}

@@ -22,7 +22,7 @@ import struct
 import termios
 import time
 
-__all__ = ["CHUNK", "await_reply", "closed_while_idle", "send_data"]
+__all__ = ["CHUNK", "await_reply", "closed_while_idle", "send_data", "unsent_bytes"]
 
 #: Bytes per write: at most one TLS record, so that a slow link still shows
 #: progress well within any timeout.
@@ -50,13 +50,13 @@ def await_reply(conn: smtplib.SMTP) -> None:
     """
     sock = _socket(conn)
     timeout = sock.gettimeout()
-    unsent = _unsent(sock)
+    unsent = unsent_bytes(sock)
     if timeout is None or unsent is None or not unsent:
         return
     if isinstance(sock, ssl.SSLSocket) and sock.pending():
         return
     while not _readable(sock, timeout):
-        still = _unsent(sock)
+        still = unsent_bytes(sock)
         if still is None or still >= unsent:
             # No progress for a whole timeout: fail now rather than after
             # another one in smtplib's read.
@@ -102,7 +102,7 @@ def _readable(sock: socket.socket, timeout: float) -> bool:
     return bool(readable)
 
 
-def _unsent(sock: socket.socket) -> int | None:
+def unsent_bytes(sock: socket.socket) -> int | None:
     """Bytes our side has not yet had acknowledged, where the system says."""
     if _OUTQ is None:
         return None

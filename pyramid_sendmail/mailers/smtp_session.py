@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import os
 import smtplib
-from collections.abc import Iterable, Sequence
+import socket
+import ssl
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -14,7 +16,7 @@ from ..exceptions import MailDeliveryError
 from ..results import SendResult, SMTPReply
 from .session import Outcome, Report, Session
 from .smtp_errors import classify, reply_error, timed_out
-from .smtp_io import await_reply, send_data
+from .smtp_io import await_reply, send_data, unsent_bytes
 from .smtp_pool import ConnectionPool
 
 __all__ = ["Relay", "SMTPSession", "close_quietly"]
@@ -57,6 +59,19 @@ class SMTPSession(Session):
         # Whether the connection has carried a message before this one.
         self._reused = False
         self._pid = os.getpid()
+        # Why open() could not connect: raised by the first send instead
+        # of trying again.
+        self._open_error: MailDeliveryError | None = None
+
+    def open(self) -> None:
+        """Connect now, or take a warm connection from the pool, so that a
+        pass can open its connections together (each in a thread). A
+        failure is kept, and raised by the first send instead of connecting
+        a second time."""
+        try:
+            self._connection()
+        except MailDeliveryError as exc:
+            self._open_error = exc
 
     def close(self) -> None:
         """Give the connection back to the pool, or say QUIT and close it,
@@ -112,6 +127,9 @@ class SMTPSession(Session):
             self._reused = self._conn is not None
 
     def _connection(self) -> smtplib.SMTP:
+        if self._open_error is not None:
+            error, self._open_error = self._open_error, None
+            raise error
         if self._conn is not None and self._pid != os.getpid():
             # Forked with a session open: the socket is the parent's.
             self._abandon()
@@ -147,17 +165,47 @@ class SMTPSession(Session):
         message's data goes out, so that both share one write.
         """
         try:
-            self._send_many(items, report)
+            # Alone, a session waits in its blocking reads (each step is
+            # sent None).
+            for _socket in self._send_steps(items, report):
+                pass
         except BaseException:
             # Interrupted mid-transaction: the connection is in no state to reuse.
             self._abandon()
             raise
 
-    def _send_many(
+    def send_many_steps(
         self,
         items: Iterable[tuple[T, str, Sequence[str], bytes]],
         report: Report[T],
-    ) -> None:
+    ) -> Generator[socket.socket, bool | None, None]:
+        """:meth:`send_many` as steps, for one thread driving many sessions.
+
+        Each time the session would wait for the relay, the generator yields
+        the socket to wait on; send it ``True`` once the socket is readable,
+        or ``False`` after ``timeout`` seconds without (the wait then goes
+        on while our data still drains towards the relay, else times out).
+        Opening a connection (:meth:`open` it first) and the wait for
+        replies that follow others already arrived are not steps: they
+        block.
+        """
+        pool = self.mailer.pool
+        if self._conn is None and self._open_error is None and pool is not None:
+            # A warm connection carries the first message pipelined too: a
+            # connection opened here would stop every other session.
+            self._conn = pool.get()
+            self._reused = self._conn is not None
+        try:
+            yield from self._send_steps(items, report)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _send_steps(
+        self,
+        items: Iterable[tuple[T, str, Sequence[str], bytes]],
+        report: Report[T],
+    ) -> Generator[socket.socket, bool | None, None]:
         # The message whose DATA the server accepted, its data not yet sent:
         # it goes out in one write with the next message's envelope.
         ready: _Ready[T] | None = None
@@ -175,8 +223,9 @@ class SMTPSession(Session):
             try:
                 head = _dot_stuff(ready.message) if ready is not None else b""
                 send_data(conn, head + b"".join(commands) + b"DATA\r\n")
+                readable = yield from _awaiting(conn)
                 if ready is not None:
-                    previous = _final_outcome(conn, ready.accepted, ready.refused)
+                    previous = _final_outcome(conn, ready.accepted, ready.refused, readable)
                 replies = _replies(conn, len(commands) + 1)
             except Exception as exc:
                 self._abandon()
@@ -202,7 +251,8 @@ class SMTPSession(Session):
             try:
                 conn = self._connection()
                 send_data(conn, _dot_stuff(ready.message))
-                outcome = _final_outcome(conn, ready.accepted, ready.refused)
+                readable = yield from _awaiting(conn)
+                outcome = _final_outcome(conn, ready.accepted, ready.refused, readable)
             except Exception as exc:
                 self._abandon()
                 outcome = classify(exc, "sending")
@@ -288,15 +338,45 @@ def _check_envelope(
 
 
 def _final_outcome(
-    conn: smtplib.SMTP, accepted: tuple[str, ...], refused: dict[str, SMTPReply]
+    conn: smtplib.SMTP,
+    accepted: tuple[str, ...],
+    refused: dict[str, SMTPReply],
+    readable: bool = False,
 ) -> Outcome:
-    """Read the reply to a message's data."""
-    await_reply(conn)
+    """Read the reply to a message's data (waiting for it unless *readable*)."""
+    if not readable:
+        await_reply(conn)
     reply = _reply(conn)
     if reply.code != 250:
         # Recipients accepted at RCPT did not get the message either.
         return reply_error(reply, "message refused", refused)
     return SendResult(accepted=accepted, refused=refused)
+
+
+def _awaiting(conn: smtplib.SMTP) -> Generator[socket.socket, bool | None, bool]:
+    """A step: wait (by yielding the socket) for the relay's next reply.
+
+    Returns whether the reply is known to be there. Sent ``None`` (a session
+    driven alone), it leaves the wait to the blocking read. Sent ``False``
+    (no reply within the timeout), it waits on while our data still drains
+    towards the relay, and times out when it does not: ``mail.timeout`` is
+    the longest time without progress.
+    """
+    sock = conn.sock
+    if sock is None or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+        return True
+    unsent: int | None = None
+    first = True
+    while True:
+        readable = yield sock
+        if readable is None:
+            return False
+        if readable:
+            return True
+        still = unsent_bytes(sock)
+        if not still or (not first and unsent is not None and still >= unsent):
+            raise TimeoutError("timed out")
+        unsent, first = still, False
 
 
 def _reply(conn: smtplib.SMTP) -> SMTPReply:

@@ -78,6 +78,10 @@ log = logging.getLogger(__name__)
 class MaildirQueue:
     """A durable queue in a Maildir folder, shared safely by many processors."""
 
+    #: Settling a message is a rename or an unlink, not a round trip: one
+    #: thread can drive every SMTP connection (``pyramid_sendmail.lanes``).
+    settles_locally = True
+
     def __init__(
         self, path: str, claim_timeout: float = 600.0, clock: Callable[[], float] = time.time
     ) -> None:

@@ -98,6 +98,8 @@ class SQLQueue:
 
     #: Rows are written in the application's transaction, before it commits.
     transactional = True
+    #: Settling waits on the database: worker threads overlap those waits.
+    settles_locally = False
 
     def __init__(
         self,

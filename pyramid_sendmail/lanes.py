@@ -1,0 +1,65 @@
+"""Several SMTP sessions driven by one thread.
+
+A lane is a generator that yields a socket whenever it would wait for the
+relay (:meth:`~pyramid_sendmail.mailers.SMTPSession.send_many_steps`).
+:func:`run_lanes` waits on all their sockets at once and resumes each lane
+whose socket became readable (sent ``True``), or that waited *timeout*
+seconds (sent ``False``). One thread then keeps every connection busy
+without the threads' turns on the interpreter lock, which cost more than
+the sending itself against a fast relay.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import time
+from collections.abc import Generator, Iterable
+
+__all__ = ["Lane", "run_lanes"]
+
+log = logging.getLogger(__name__)
+
+#: A lane's steps: sockets out, "readable?" in.
+Lane = Generator[socket.socket, bool | None, None]
+
+
+def run_lanes(lanes: Iterable[Lane], timeout: float) -> None:
+    """Run *lanes* to their end, each waiting at most *timeout* per step.
+
+    A lane that raises is logged and dropped; the others go on, as the
+    worker threads did.
+    """
+    selector = selectors.DefaultSelector()
+    deadlines: dict[Lane, float] = {}
+
+    def advance(lane: Lane, readable: bool | None) -> None:
+        try:
+            sock = lane.send(readable)
+        except StopIteration:
+            return
+        except Exception:
+            log.exception("a delivery lane failed; its claims come back after the claim timeout")
+            return
+        selector.register(sock, selectors.EVENT_READ, lane)
+        deadlines[lane] = time.monotonic() + timeout
+
+    try:
+        for lane in lanes:
+            advance(lane, None)
+        while deadlines:
+            wait = max(0.0, min(deadlines.values()) - time.monotonic())
+            ready = {key.data for key, _events in selector.select(wait)}
+            now = time.monotonic()
+            for key in list(selector.get_map().values()):
+                lane = key.data
+                if lane in ready or deadlines[lane] <= now:
+                    selector.unregister(key.fileobj)
+                    del deadlines[lane]
+                    advance(lane, lane in ready)
+    finally:
+        # Interrupted: close what is left (each session drops its connection).
+        for lane in list(deadlines):
+            lane.close()
+        selector.close()
