@@ -36,7 +36,7 @@ autodoc_default_options = {"members": True}
 nitpicky = True
 nitpick_ignore_regex = [
     # Outside this package and not resolvable without intersphinx.
-    ("py:class", r"(email|collections\.abc|typing|types|io|ssl|smtplib|os|pathlib|datetime)\..*"),
+    ("py:class", r"(email|collections\.abc|typing|types|io|ssl|smtplib|socket|os|pathlib|datetime)\..*"),
     ("py:class", r"(pyramid|transaction|zope\.interface)\..*"),
     ("py:(class|exc|func|meth|data)", r"(sqlalchemy|sa)\..*"),
     # Private classes named in signatures, and the entry the queue issue documents.

@@ -60,9 +60,11 @@ RELIST_SECONDS = 1.0
 class QueueProcessor:
     """Deliver a queue's due messages through a mailer.
 
-    Each of up to *workers* threads keeps one mailer session (one SMTP
-    connection) for up to *batch_size* messages; a pass starts them all
-    (fewer when fewer messages are due). A message is claimed just before it
+    Each of up to *workers* keeps one mailer session (one SMTP connection)
+    for up to *batch_size* messages; a pass starts them all (fewer when
+    fewer messages are due). With an SMTP mailer, a queue that settles
+    locally (the Maildir) and no *rate_limit*, one thread drives them all
+    (:mod:`pyramid_sendmail.lanes`); otherwise each is a thread. A message is claimed just before it
     is sent, so a claim lasts one send. Temporary failures are deferred by the
     message's age clamped between *retry_min* and *retry_max* seconds, until
     it is *max_age* old; permanent failures go to ``failed/``. *notify*

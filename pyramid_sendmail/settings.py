@@ -278,10 +278,12 @@ class MailSettings:
         to_positive_int,
         4,
         "integer",
-        "The connections (threads) one processor delivers over at once, fewer "
-        "when fewer messages are due: they hide the round trips to a distant "
-        "relay. Against a relay that answers at once, more processes "
-        "(``mail.queue_processes``) help where more threads do not.",
+        "The connections one processor delivers over at once, fewer when fewer "
+        "messages are due: they hide the round trips to a distant relay. One "
+        "thread drives them all with the Maildir queue and the SMTP mailer "
+        "(each is a thread with the SQL queue, another mailer or "
+        "``mail.rate_limit``). Against a relay that answers at once, more "
+        "processes (``mail.queue_processes``) help where more connections do not.",
     )
     queue_processes: int = _setting(
         to_positive_int,
