@@ -28,19 +28,23 @@ Lane = Generator[socket.socket, bool | None, None]
 def run_lanes(lanes: Iterable[Lane], timeout: float) -> None:
     """Run *lanes* to their end, each waiting at most *timeout* per step.
 
-    A lane that raises is logged and dropped; the others go on, as the
-    worker threads did.
+    A lane that raises is dropped and the others go on, as the worker
+    threads did; once they are done, the first error is raised again (a
+    pass that broke must not look like a pass that found nothing).
     """
     selector = selectors.DefaultSelector()
     deadlines: dict[Lane, float] = {}
+    errors: list[Exception] = []
 
     def advance(lane: Lane, readable: bool | None) -> None:
         try:
             sock = lane.send(readable)
         except StopIteration:
             return
-        except Exception:
-            log.exception("a delivery lane failed; its claims come back after the claim timeout")
+        except Exception as exc:
+            if errors:
+                log.exception("another delivery lane failed too")
+            errors.append(exc)
             return
         selector.register(sock, selectors.EVENT_READ, lane)
         deadlines[lane] = time.monotonic() + timeout
@@ -58,6 +62,8 @@ def run_lanes(lanes: Iterable[Lane], timeout: float) -> None:
                     selector.unregister(key.fileobj)
                     del deadlines[lane]
                     advance(lane, lane in ready)
+        if errors:
+            raise errors[0]
     finally:
         # Interrupted: close what is left (each session drops its connection).
         for lane in list(deadlines):

@@ -924,3 +924,29 @@ def test_a_large_message_over_a_slow_link_is_delivered_beside_small_ones(
     assert processor.last_pass["sent"] == 6
     assert len(smtp_server.messages) == 6
     assert listing(queue) == {"tmp": [], "new": [], "cur": [], "failed": []}
+
+
+def test_a_queue_that_breaks_during_a_pass_makes_the_pass_raise(
+    tmp_path: Path, smtp_server: Any
+) -> None:
+    # As with worker threads: the error reaches process_once's caller
+    # (psendmail run --once then fails) instead of a quiet, empty pass.
+    class Breaking(MaildirQueue):
+        claims = 0
+
+        def claim(self, name: str, on_corrupt: Any = None) -> Any:
+            Breaking.claims += 1
+            if Breaking.claims == 3:
+                raise PermissionError(13, "Permission denied", name)
+            return super().claim(name, on_corrupt)
+
+    queue = Breaking(str(tmp_path / "breaking"))
+    for n in range(6):
+        queue.add(envelope(f"message {n}"))
+    mailer = SMTPMailer(smtp_server.host, smtp_server.port, timeout=5.0)
+    processor = QueueProcessor(queue, mailer, workers=3)
+
+    with pytest.raises(PermissionError):
+        processor.process_once()
+
+    assert 2 <= len(smtp_server.messages) < 6
