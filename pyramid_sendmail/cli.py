@@ -459,13 +459,11 @@ def _retry(queue: IMailQueue, ids: list[str], every: bool, out: TextIO) -> int:
     # What --all left behind is what cannot be read (list() skips it).
     left = len(queue.unreadable()) if every else 0
     if left:
-        unreadable = counted(left, "failed message")
-        stay = (
-            "cannot be read and stays where it is"
-            if left == 1
-            else ("cannot be read and stay where they are")
+        stay = "stays where it is" if left == 1 else "stay where they are"
+        print(
+            f"psendmail retry: {counted(left, 'failed message')} cannot be read and {stay}",
+            file=sys.stderr,
         )
-        print(f"psendmail retry: {unreadable} {stay}", file=sys.stderr)
         return 1
     return 0
 

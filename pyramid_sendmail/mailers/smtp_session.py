@@ -135,12 +135,16 @@ class SMTPSession(Session):
             self._abandon()
             self._pid = os.getpid()
         if self._conn is None:
-            pool = self.mailer.pool
-            self._conn = pool.get() if pool is not None else None
-            self._reused = self._conn is not None
+            self._take_warm()
             if self._conn is None:
                 self._conn = self.mailer.connect()
         return self._conn
+
+    def _take_warm(self) -> None:
+        """Take an idle connection from the mailer's pool, if it has one."""
+        pool = self.mailer.pool
+        self._conn = pool.get() if pool is not None else None
+        self._reused = self._conn is not None
 
     def _abandon(self) -> None:
         conn, self._conn = self._conn, None
@@ -164,15 +168,9 @@ class SMTPSession(Session):
         *items* is read lazily: the next item is taken before the previous
         message's data goes out, so that both share one write.
         """
-        try:
-            # Alone, a session waits in its blocking reads (each step is
-            # sent None).
-            for _socket in self._send_steps(items, report):
-                pass
-        except BaseException:
-            # Interrupted mid-transaction: the connection is in no state to reuse.
-            self._abandon()
-            raise
+        # Alone, a session waits in its blocking reads (each step is sent None).
+        for _socket in self._guarded_steps(items, report):
+            pass
 
     def send_many_steps(
         self,
@@ -189,15 +187,22 @@ class SMTPSession(Session):
         replies that follow others already arrived are not steps: they
         block.
         """
-        pool = self.mailer.pool
-        if self._conn is None and self._open_error is None and pool is not None:
+        if self._conn is None and self._open_error is None:
             # A warm connection carries the first message pipelined too: a
             # connection opened here would stop every other session.
-            self._conn = pool.get()
-            self._reused = self._conn is not None
+            self._take_warm()
+        yield from self._guarded_steps(items, report)
+
+    def _guarded_steps(
+        self,
+        items: Iterable[tuple[T, str, Sequence[str], bytes]],
+        report: Report[T],
+    ) -> Generator[socket.socket, bool | None, None]:
         try:
             yield from self._send_steps(items, report)
         except BaseException:
+            # Interrupted mid-transaction (or the steps were closed): the
+            # connection is in no state to reuse.
             self._abandon()
             raise
 

@@ -20,6 +20,7 @@ clocks disagree agree on leases; *clock* overrides it in tests.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -127,11 +128,11 @@ class SQLQueue:
         self._in_hand: dict[int, QueueEntry] = {}
         self._unsent: dict[int, QueueEntry] = {}
         self._renewer: threading.Thread | None = None
-        # The statements a drain repeats, compiled once (for the one
-        # dialect of the processors' engine), and their connections.
+        # The statements this queue repeats, each compiled once (a queue
+        # talks to one kind of database), and the processors' connections
+        # for them.
         self._statements: dict[str, Statement] = {}
         self._direct: DirectConnections | None = None
-        self._inserts: dict[tuple[str, bool], Statement] = {}
         self._closed = threading.Event()
         #: With *notify* (PostgreSQL): :meth:`announce` sends a NOTIFY, and a
         #: processor's claims start a thread that LISTENs and calls
@@ -238,12 +239,16 @@ class SQLQueue:
         session's connection, so the application's engine events see it.
         """
         connection = session.connection(bind_arguments={"clause": queue_table})
+        now = None if self.clock is None else self.clock()
         for scheduled in (False, True):
             rows = [e for e in envelopes if (schedule_of(e) is not NORMAL) is scheduled]
             if not rows:
                 continue
-            statement = self._insert(connection.dialect, scheduled)
-            now = None if self.clock is None else self.clock()
+            statement = self._compiled(
+                "insert scheduled" if scheduled else "insert",
+                connection.dialect,
+                functools.partial(self._insert_statement, scheduled=scheduled),
+            )
             parameters = [
                 statement.parameters(
                     {**(scheduled_params_of(e) if scheduled else params_of(e)), "now": now}
@@ -254,21 +259,13 @@ class SQLQueue:
                 statement.sql, parameters[0] if len(parameters) == 1 else parameters
             )
 
-    def _insert(self, dialect: sa.Dialect, scheduled: bool) -> Statement:
-        key = (dialect.name, scheduled)
-        statement = self._inserts.get(key)
+    def _compiled(
+        self, name: str, dialect: sa.Dialect, build: Callable[[sa.Dialect], Statement]
+    ) -> Statement:
+        """The statement *name*, built by *build* for *dialect* the first time."""
+        statement = self._statements.get(name)
         if statement is None:
-            # The times come from the database's clock, in the statement
-            # (from *clock* as a parameter in tests).
-            now = self._clock_ornow_sql(dialect)
-            keys = ["message_id", "sender", "recipients", "data", "attempts"]
-            due = now
-            if scheduled:
-                # Due at send_at, or at once (the database's now) without one.
-                due = sa.func.coalesce(sa.bindparam("send_at", type_=sa.Double()), now)
-                keys += ["expires_at", "priority"]
-            clause = queue_table.insert().inline().values(queued_at=now, due_at=due)
-            statement = self._inserts[key] = Statement(clause, dialect, keys)
+            statement = self._statements[name] = build(dialect)
         return statement
 
     def add(self, envelope: Envelope) -> str:
@@ -339,11 +336,11 @@ class SQLQueue:
     def _claim_in_one_statement(self, engine: sa.Engine, token: str) -> list[Any]:
         """PostgreSQL: select, lock and lease a batch in one UPDATE, a
         transaction of its own on a direct connection: one round trip."""
-        statement = self._statements.get("claim")
-        if statement is None:
-            statement = self._statements["claim"] = Statement(
-                claim_clause(self._clock_ornow_sql(engine.dialect)), engine.dialect
-            )
+        statement = self._compiled(
+            "claim",
+            engine.dialect,
+            lambda dialect: Statement(claim_clause(self._clock_or_now_sql(dialect)), dialect),
+        )
         connections = self._direct_connections(engine)
         values = {"limit": self.claim_limit, "token": token, "lease": self.claim_timeout}
         if self.clock is not None:
@@ -377,7 +374,19 @@ class SQLQueue:
                 )
         return list(rows)
 
-    def _clock_ornow_sql(self, dialect: sa.Dialect) -> sa.ColumnElement[float]:
+    def _insert_statement(self, dialect: sa.Dialect, scheduled: bool) -> Statement:
+        """The INSERT of queued rows, their times the database's now (scheduled
+        rows: due at ``send_at``, or now without one)."""
+        now = self._clock_or_now_sql(dialect)
+        keys = ["message_id", "sender", "recipients", "data", "attempts"]
+        due = now
+        if scheduled:
+            due = sa.func.coalesce(sa.bindparam("send_at", type_=sa.Double()), now)
+            keys += ["expires_at", "priority"]
+        clause = queue_table.insert().inline().values(queued_at=now, due_at=due)
+        return Statement(clause, dialect, keys)
+
+    def _clock_or_now_sql(self, dialect: sa.Dialect) -> sa.ColumnElement[float]:
         """The database's clock as SQL, or *clock*'s time as a ``now`` parameter."""
         if self.clock is None:
             return now_sql(dialect)
@@ -396,9 +405,9 @@ class SQLQueue:
         execution path (``pyramid_sendmail.queue.sql_direct``).
         """
         engine = self.engine
-        delete = self._statements.get("delete")
-        if delete is None:
-            delete = self._statements["delete"] = Statement(DELETE_OURS, engine.dialect)
+        delete = self._compiled(
+            "delete", engine.dialect, lambda dialect: Statement(DELETE_OURS, dialect)
+        )
         connections = self._direct_connections(engine)
         deleted = connections.execute(delete, {"id": int(entry.name), "token": entry.claimed_as})
         self._settled(entry, deleted)

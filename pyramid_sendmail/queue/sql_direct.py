@@ -1,4 +1,4 @@
-"""Autocommit DBAPI connections for the one statement a drain repeats.
+"""Autocommit DBAPI connections for the statements a drain repeats.
 
 A drain deletes one row per delivered message, and claims a batch every
 hundred. Through a SQLAlchemy ``Connection`` that DELETE cost about 0.7 ms
