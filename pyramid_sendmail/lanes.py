@@ -1,10 +1,12 @@
 """Several SMTP sessions driven by one thread.
 
-A lane is a generator that yields a socket whenever it would wait for the
-relay (:meth:`~pyramid_sendmail.mailers.SMTPSession.send_many_steps`).
-:func:`run_lanes` waits on all their sockets at once and resumes each lane
-whose socket became readable (sent ``True``), or that waited *timeout*
-seconds (sent ``False``). One thread then keeps every connection busy
+A lane is a generator that yields a socket (or a file descriptor) whenever
+it would wait: for the relay
+(:meth:`~pyramid_sendmail.mailers.SMTPSession.send_many_steps`), or for
+the queue's database (``SQLQueue.complete_steps``). :func:`run_lanes`
+waits on all their sockets at once and resumes each lane whose socket
+became readable (sent ``True``), or that waited *timeout* seconds (sent
+``False``). One thread then keeps every connection busy
 without the threads' turns on the interpreter lock, which cost more than
 the sending itself against a fast relay.
 """
@@ -21,8 +23,8 @@ __all__ = ["Lane", "run_lanes"]
 
 log = logging.getLogger(__name__)
 
-#: A lane's steps: sockets out, "readable?" in.
-Lane = Generator[socket.socket, bool | None, None]
+#: A lane's steps: sockets (or file descriptors) out, "readable?" in.
+Lane = Generator[socket.socket | int, bool | None, None]
 
 
 def run_lanes(lanes: Iterable[Lane], timeout: float) -> None:

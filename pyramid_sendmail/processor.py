@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeGuard
 
@@ -63,9 +63,10 @@ class QueueProcessor:
     Each of up to *workers* keeps one mailer session (one SMTP connection)
     for up to *batch_size* messages; a pass starts them all (fewer when
     fewer messages are due). With an SMTP mailer, a queue that settles
-    locally (the Maildir) and no *rate_limit*, one thread drives them all
-    (:mod:`pyramid_sendmail.lanes`); otherwise each is a thread. A message is claimed just before it
-    is sent, so a claim lasts one send. Temporary failures are deferred by the
+    locally (the Maildir) or in steps (SQL on psycopg) and no *rate_limit*,
+    one thread drives them all (:mod:`pyramid_sendmail.lanes`); otherwise
+    each is a thread. A message is claimed just before it is sent, so a
+    claim lasts one send. Temporary failures are deferred by the
     message's age clamped between *retry_min* and *retry_max* seconds, until
     it is *max_age* old; permanent failures go to ``failed/``. *notify*
     receives each event; by default events are dispatched through
@@ -243,8 +244,7 @@ class QueueProcessor:
             sessions = [mailer.session() for _ in range(min(self.workers, len(names)))]
             _open_together(sessions)
             claims = self._claims(feed, counter)
-            report = functools.partial(self._report, counter)
-            lanes = [self._lane(mailer, session, claims, report) for session in sessions]
+            lanes = [self._lane(mailer, session, claims, counter) for session in sessions]
             try:
                 run_lanes(lanes, mailer.timeout)
             finally:
@@ -269,23 +269,57 @@ class QueueProcessor:
 
     def _multiplexed(self, mailer: IMailer) -> TypeGuard[SMTPMailer]:
         """Whether one thread drives the connections: an SMTP mailer, and
-        nothing else that waits in the loop. A queue whose settles wait on
-        a server (SQL), and ``mail.rate_limit``'s pauses, keep the worker
-        threads, which go on while one of them waits."""
+        nothing else that blocks the loop. A queue whose settles block on a
+        server (SQL without psycopg), and ``mail.rate_limit``'s pauses, keep
+        the worker threads, which go on while one of them waits."""
         return (
             isinstance(mailer, SMTPMailer)
-            and getattr(self.queue, "settles_locally", False)
+            and (getattr(self.queue, "settles_locally", False) or self._settles_in_steps)
             and self.rate_limit is None
         )
 
+    @functools.cached_property
+    def _settles_in_steps(self) -> bool:
+        return bool(getattr(self.queue, "settles_in_steps", False))
+
     def _lane(
-        self, mailer: SMTPMailer, session: SMTPSession, claims: Iterator[QueueEntry], report: Any
+        self, mailer: SMTPMailer, session: SMTPSession, claims: Iterator[QueueEntry], counter: Any
     ) -> Lane:
-        """One connection's worth of :meth:`_work`, as steps for :func:`run_lanes`."""
+        """One connection's worth of :meth:`_work`, as steps for :func:`run_lanes`.
+
+        When the queue settles in steps, a delivered message is settled
+        between the session's steps: while its DELETE runs, the next
+        message is already on its way, and never more than one delivered
+        message of a lane waits for its settle.
+        """
+        delivered: list[tuple[tuple[QueueEntry, float], SendResult]] = []
+
+        def report(
+            token: tuple[QueueEntry, float], outcome: SendResult | MailDeliveryError
+        ) -> None:
+            if self._settles_in_steps and isinstance(outcome, SendResult):
+                delivered.append((token, outcome))
+            else:
+                self._report(counter, token, outcome)
+
         while True:
             batch = _Batch(claims, self.batch_size)
             with session:
-                yield from session.send_many_steps(batch, report)
+                steps = session.send_many_steps(batch, report)
+                try:
+                    readable: bool | None = None
+                    while True:
+                        sock = next(steps) if readable is None else steps.send(readable)
+                        while delivered:
+                            yield from self._reporting(counter, *delivered.pop(0), in_steps=True)
+                        readable = yield sock
+                except StopIteration:
+                    pass
+                finally:
+                    # The last outcomes, or those of an interrupted session.
+                    for token, outcome in delivered:
+                        self._report(counter, token, outcome)
+                    delivered.clear()
             if batch.taken < self.batch_size:
                 return
             session = mailer.session()
@@ -308,9 +342,20 @@ class QueueProcessor:
         outcome: SendResult | MailDeliveryError,
     ) -> None:
         """The session's *report*: settle one message; it must not raise."""
+        for _step in self._reporting(counter, token, outcome, in_steps=False):
+            pass
+
+    def _reporting(
+        self,
+        counter: _Counter,
+        token: tuple[QueueEntry, float],
+        outcome: SendResult | MailDeliveryError,
+        in_steps: bool,
+    ) -> Generator[Any, bool | None, None]:
+        """:meth:`_report`, as steps when *in_steps* (see :meth:`_settling`)."""
         entry, started = token
         try:
-            self._settle(entry, started, outcome)
+            yield from self._settling(entry, started, outcome, in_steps)
         except Exception:
             # A bug or an unwritable queue must not kill the worker;
             # the claim times out and the message is tried again.
@@ -419,10 +464,19 @@ class QueueProcessor:
         )
         return True
 
-    def _settle(
-        self, entry: QueueEntry, started: float, outcome: SendResult | MailDeliveryError
-    ) -> None:
-        """Act on one message's outcome: complete, defer, fail or release it."""
+    def _settling(
+        self,
+        entry: QueueEntry,
+        started: float,
+        outcome: SendResult | MailDeliveryError,
+        in_steps: bool,
+    ) -> Generator[Any, bool | None, None]:
+        """Act on one message's outcome: complete, defer, fail or release it.
+
+        With *in_steps*, a delivered message is completed through the
+        queue's ``complete_steps``, whose steps are passed on; otherwise
+        this generator blocks and yields nothing.
+        """
         envelope = entry.envelope
         if isinstance(outcome, RelayUnavailable):
             # The rest of this pass would fail the same way, one connection
@@ -443,6 +497,9 @@ class QueueProcessor:
                 "some recipients were refused", temporary=False, refused=outcome.refused
             )
             self._count(entry, *self._failed(entry, error, outcome.refused))
+        elif in_steps:
+            yield from self.queue.complete_steps(entry)  # type: ignore[attr-defined]
+            self._count(entry, "sent")
         else:
             self.queue.complete(entry)
             self._count(entry, "sent")

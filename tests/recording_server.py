@@ -306,3 +306,16 @@ def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.
             return True
         time.sleep(interval)
     return condition()
+
+
+def has_started(process: subprocess.Popen[bytes]) -> bool:
+    """Whether a ``psendmail run`` process is past its start-up: it holds a
+    socket (the queue's database or the relay), which it opens only once
+    its signal handlers are in place. A SIGTERM sent earlier kills it by
+    Python's default, with no clean exit to check."""
+    folder = f"/proc/{process.pid}/fd"
+    try:
+        links = [os.readlink(os.path.join(folder, fd)) for fd in os.listdir(folder)]
+    except OSError:
+        return process.poll() is not None
+    return any(link.startswith("socket:") for link in links)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -253,15 +254,65 @@ def test_complete_deletes_the_row(engine: sa.Engine, sql_queue: SQLQueue) -> Non
     assert rows(engine) == 0
 
 
-def test_complete_connects_anew_after_the_database_dropped_its_connection(pg_url: str) -> None:
+def complete_in_steps(queue: SQLQueue, entry) -> list[int]:
+    """Run ``complete_steps`` as the processor's lanes do; return what it waited on."""
+    import select
+
+    waited = []
+    steps = queue.complete_steps(entry)
+    try:
+        fd = next(steps)
+        while True:
+            waited.append(fd)
+            readable = bool(select.select([fd], [], [], 5.0)[0])
+            fd = steps.send(readable)
+    except StopIteration:
+        return waited
+
+
+def test_complete_in_steps_deletes_the_row_waiting_on_the_database_socket(
+    pg_url: str,
+) -> None:
     engine = sa.create_engine(pg_url)
     with engine.begin() as connection:
         create(connection)
     queue = SQLQueue(pg_url)
     try:
+        assert queue.settles_in_steps
+        write(engine, queue, envelope("one"), envelope("two"))
+        first, second = claim_all(queue)
+
+        waited = complete_in_steps(queue, first)
+        complete_in_steps(queue, second)  # the statement prepared on the way is reused
+
+        assert rows(engine) == 0
+        assert all(isinstance(fd, int) and fd >= 0 for fd in waited)
+    finally:
+        queue.close()
+        engine.dispose()
+
+
+def test_sqlite_settles_blocking(tmp_path) -> None:
+    queue = SQLQueue(f"sqlite:///{tmp_path}/mail.db")
+    try:
+        assert not queue.settles_in_steps
+    finally:
+        queue.close()
+
+
+@pytest.mark.parametrize("how", ["blocking", "in steps"])
+def test_complete_connects_anew_after_the_database_dropped_its_connection(
+    pg_url: str, how: str
+) -> None:
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as connection:
+        create(connection)
+    queue = SQLQueue(pg_url)
+    complete = queue.complete if how == "blocking" else functools.partial(complete_in_steps, queue)
+    try:
         write(engine, queue, envelope("one"), envelope("two"), envelope("three"))
         first, second, third = claim_all(queue)
-        queue.complete(first)
+        complete(first)
         with engine.connect() as connection:
             # What a database restart or an idle-session timeout does.
             connection.exec_driver_sql(
@@ -270,10 +321,28 @@ def test_complete_connects_anew_after_the_database_dropped_its_connection(pg_url
             )
 
         with pytest.raises(sa.exc.DBAPIError):
-            queue.complete(second)
-        queue.complete(third)
+            complete(second)
+        complete(third)
 
         assert [e.envelope.message_id for e in queue.list("new")] == [second.envelope.message_id]
+    finally:
+        queue.close()
+        engine.dispose()
+
+
+def test_complete_in_steps_raises_the_databases_error(pg_url: str) -> None:
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as connection:
+        create(connection)
+    queue = SQLQueue(pg_url)
+    try:
+        write(engine, queue, envelope())
+        (entry,) = claim_all(queue)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE mail_queue RENAME TO mail_queue_gone")
+
+        with pytest.raises(sa.exc.ProgrammingError, match="mail_queue"):
+            complete_in_steps(queue, entry)
     finally:
         queue.close()
         engine.dispose()
@@ -459,3 +528,66 @@ def test_status_has_the_maildir_shape(engine: sa.Engine, tmp_path) -> None:
     }  # fmt: skip
     assert report["claimed"]["oldest"] == pytest.approx(15, abs=0.01)
     queue.close()
+
+
+# -- a processor on the SQL queue ------------------------------------------
+
+
+def test_a_processor_delivers_each_row_once_over_several_connections(
+    engine: sa.Engine, sql_queue: SQLQueue, smtp_server
+) -> None:
+    from pyramid_sendmail import SMTPMailer
+    from pyramid_sendmail.processor import QueueProcessor
+
+    sent = [envelope(f"message {n}") for n in range(40)]
+    write(engine, sql_queue, *sent)
+    mailer = SMTPMailer(smtp_server.host, smtp_server.port)
+    processor = QueueProcessor(sql_queue, mailer, workers=4, batch_size=7, notify=lambda e: None)
+
+    assert processor.process_once() == 40
+
+    assert sorted(m.data for m in smtp_server.messages) == sorted(e.data for e in sent)
+    assert smtp_server.connections >= 4
+    assert rows(engine) == 0
+
+
+def test_a_delivered_row_whose_delete_failed_is_deleted_later_not_sent_again(
+    pg_url: str, smtp_server, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pyramid_sendmail import MailSent, SMTPMailer
+    from pyramid_sendmail.processor import QueueProcessor
+
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as connection:
+        create(connection)
+    queue = SQLQueue(pg_url)
+    sent_events = []
+
+    def notify(event) -> None:
+        if isinstance(event, MailSent):
+            sent_events.append(event)
+            if len(sent_events) == 3:
+                # The database drops the processor's connections: the next
+                # DELETE fails after its message was delivered.
+                with engine.connect() as connection:
+                    connection.exec_driver_sql(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE pid <> pg_backend_pid() AND datname = current_database()"
+                    )
+
+    try:
+        write(engine, queue, *(envelope(f"message {n}") for n in range(10)))
+        processor = QueueProcessor(
+            queue, SMTPMailer(smtp_server.host, smtp_server.port), workers=1, notify=notify
+        )
+        with caplog.at_level(logging.INFO):
+            processor.process_once()  # the next claim deletes it first
+            processor.process_once()
+
+        assert "could not settle" in caplog.text
+        assert "is now off the queue" in caplog.text
+        assert rows(engine) == 0
+        assert len(smtp_server.messages) == 10
+    finally:
+        queue.close()
+        engine.dispose()

@@ -21,7 +21,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import transaction
-from recording_server import RecordingServer, numbered_envelope, start_psendmail, wait_for
+from recording_server import (
+    RecordingServer,
+    has_started,
+    numbered_envelope,
+    start_psendmail,
+    wait_for,
+)
 from sqlalchemy.orm import Session
 from zope.sqlalchemy import mark_changed, register
 
@@ -163,6 +169,8 @@ def test_kill_9_chaos_loses_nothing_and_duplicates_no_more_than_kills(
         return rows(engine) == 0 and len(set(recording_server.accepted())) >= len(expected)
 
     assert wait_for(drained, 90, 0.2), (rows(engine), len(set(recording_server.accepted())))
+    # The last one restarted may still be starting while the others drain.
+    assert wait_for(lambda: all(has_started(p) for p in running), 30, 0.05)
     stop_all(running, logs)
 
     accepted = recording_server.accepted()

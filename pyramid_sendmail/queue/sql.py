@@ -27,7 +27,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +37,7 @@ from ..exceptions import CorruptEntry, QueueError, UnknownEntry
 from ..interfaces import IMailQueue
 from ..message import Envelope
 from .entry import NORMAL, PRIORITIES, STATES, QueueEntry, QueueStatus
-from .sql_direct import DirectConnections, Statement
+from .sql_direct import DirectConnections, Statement, steps_supported
 from .sql_notify import Listener, announce
 from .sql_rows import (
     CLAIMED,
@@ -99,7 +99,8 @@ class SQLQueue:
 
     #: Rows are written in the application's transaction, before it commits.
     transactional = True
-    #: Settling waits on the database: worker threads overlap those waits.
+    #: Settling waits on the database: worker threads overlap those waits,
+    #: unless :attr:`settles_in_steps` (then one thread drives them).
     settles_locally = False
 
     def __init__(
@@ -127,6 +128,9 @@ class SQLQueue:
         # the ones the processor has not asked for yet (claim()).
         self._in_hand: dict[int, QueueEntry] = {}
         self._unsent: dict[int, QueueEntry] = {}
+        # Delivered, but their DELETE failed (the database went away): still
+        # in hand, their leases renewed, deleted again until that works.
+        self._undeleted: dict[int, QueueEntry] = {}
         self._renewer: threading.Thread | None = None
         # The statements this queue repeats, each compiled once (a queue
         # talks to one kind of database), and the processors' connections
@@ -163,6 +167,7 @@ class SQLQueue:
                 self._pid = os.getpid()
                 self._in_hand.clear()
                 self._unsent.clear()
+                self._undeleted.clear()
                 self._renewer = None
                 self._listener = None
                 self._direct = None
@@ -221,6 +226,7 @@ class SQLQueue:
         self._closed.set()
         if self._listener is not None:
             self._listener.stop()
+        self._delete_undeleted()
         self.release()
         if self._engine is not None and self._pid == os.getpid():
             if self._direct is not None:
@@ -300,8 +306,10 @@ class SQLQueue:
         """Claim a batch of due rows for this processor; return their ids.
 
         The processor then takes each with :meth:`claim`. Unlike a Maildir,
-        listing is claiming here: one short transaction per batch.
+        listing is claiming here: one short transaction per batch. First,
+        delivered rows whose DELETE failed are deleted again.
         """
+        self._delete_undeleted()
         return [str(entry_id) for entry_id in self._claim_batch()]
 
     def claim(
@@ -404,13 +412,59 @@ class SQLQueue:
         The drain's one statement per message: run outside SQLAlchemy's
         execution path (``pyramid_sendmail.queue.sql_direct``).
         """
+        connections, delete = self._delete_ours()
+        with self._kept_if_undeleted(entry):
+            deleted = connections.execute(delete, _claim_of(entry))
+        self._settled(entry, deleted)
+
+    @property
+    def settles_in_steps(self) -> bool:
+        """Whether :meth:`complete_steps` can run: psycopg on PostgreSQL."""
+        return steps_supported(self.engine)
+
+    def complete_steps(self, entry: QueueEntry) -> Generator[int, bool | None, None]:
+        """:meth:`complete` without blocking: yields the database
+        connection's socket while the DELETE runs (``pyramid_sendmail.lanes``)."""
+        connections, delete = self._delete_ours()
+        with self._kept_if_undeleted(entry):
+            deleted = yield from connections.execute_steps(delete, DELETE_OURS, _claim_of(entry))
+        self._settled(entry, deleted)
+
+    @contextlib.contextmanager
+    def _kept_if_undeleted(self, entry: QueueEntry) -> Iterator[None]:
+        """Keep *entry* to be deleted again when its DELETE fails: it was
+        delivered, and sending it again would be a duplicate."""
+        try:
+            yield
+        except Exception:
+            with self._lock:
+                self._undeleted[int(entry.name)] = entry
+            raise
+
+    def _delete_undeleted(self) -> None:
+        """Try again the DELETEs that failed; those that fail stay."""
+        with self._lock:
+            undeleted = list(self._undeleted.values())
+        if not undeleted:
+            return
+        connections, delete = self._delete_ours()
+        for entry in undeleted:
+            try:
+                connections.execute(delete, _claim_of(entry))
+            except Exception:
+                log.warning("could not yet delete delivered mail %s", entry.name, exc_info=True)
+                return
+            # No row deleted: most likely the first DELETE did commit, its
+            # answer lost with the connection.
+            log.info("delivered mail %s is now off the queue", entry.envelope.message_id)
+            self._settled(entry, 1)
+
+    def _delete_ours(self) -> tuple[DirectConnections, Statement]:
         engine = self.engine
         delete = self._compiled(
             "delete", engine.dialect, lambda dialect: Statement(DELETE_OURS, dialect)
         )
-        connections = self._direct_connections(engine)
-        deleted = connections.execute(delete, {"id": int(entry.name), "token": entry.claimed_as})
-        self._settled(entry, deleted)
+        return self._direct_connections(engine), delete
 
     def defer(self, entry: QueueEntry, until: float, error: str) -> None:
         """Put a claimed row back, with its remaining recipients, due at *until*.
@@ -485,6 +539,7 @@ class SQLQueue:
     def _settled(self, entry: QueueEntry, rows: int) -> None:
         with self._lock:
             self._in_hand.pop(int(entry.name), None)
+            self._undeleted.pop(int(entry.name), None)
         if not rows:
             # Another processor took the row over after this one's lease ran
             # out (Solid Queue #589): settle once, and say when we did not.
@@ -530,7 +585,11 @@ class SQLQueue:
     # -- leases -----------------------------------------------------------
 
     def renew(self) -> int:
-        """Extend the leases of the rows in hand; return how many still hold."""
+        """Extend the leases of the rows in hand; return how many still hold.
+
+        Delivered rows whose DELETE failed are deleted again first.
+        """
+        self._delete_undeleted()
         with self._lock:
             by_token: dict[str | None, list[int]] = {}
             for entry in self._in_hand.values():
@@ -697,3 +756,8 @@ class SQLQueue:
                 return [entry_of(row, None, error=row.error) for row in rows]
             rows = connection.execute(sa.select(queue_table).order_by(_Q.id)).all()
             return [entry_of(row, row.claim_token) for row in rows]
+
+
+def _claim_of(entry: QueueEntry) -> dict[str, Any]:
+    """The binds of :data:`DELETE_OURS` for *entry*."""
+    return {"id": int(entry.name), "token": entry.claimed_as}

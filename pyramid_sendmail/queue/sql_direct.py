@@ -7,22 +7,35 @@ checkout and reset), five times the round trip itself. Here each statement
 is compiled once and executed on a plain DBAPI cursor, over connections
 taken out of the engine's pool and kept in autocommit: each is its own
 transaction, one round trip, and on PostgreSQL a prepared statement after
-a few uses.
+a few uses. With psycopg, :meth:`DirectConnections.execute_steps` runs one
+without blocking, for a processor whose one thread drives every SMTP
+connection (``pyramid_sendmail.lanes``).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import os
+import select
 import threading
-from collections.abc import Mapping
+import weakref
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["DirectConnections", "Statement"]
+__all__ = ["DirectConnections", "Statement", "steps_supported"]
+
+_names = itertools.count(1)
+
+
+def steps_supported(engine: sa.Engine) -> bool:
+    """Whether :meth:`DirectConnections.execute_steps` works on *engine*:
+    psycopg 3 on PostgreSQL (its libpq connection runs non-blocking)."""
+    return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
 
 
 class Statement:
@@ -37,6 +50,7 @@ class Statement:
         self.sql: str = compiled.string
         self._order: list[str] | None = compiled.positiontup
         self._row_type: Any = None
+        self._libpq: tuple[bytes, bytes, list[str]] | None = None
 
     def row_type(self, description: Any) -> Any:
         """A named tuple type for the rows of *description* (made once)."""
@@ -50,6 +64,19 @@ class Statement:
         if self._order is None:
             return dict(values)
         return tuple(values[name] for name in self._order)
+
+    def libpq(self, clause: sa.ClauseElement) -> tuple[bytes, bytes, list[str]]:
+        """*clause* for libpq itself: a prepared statement's name, its SQL
+        with ``$n`` parameters, and the names of the binds in their order."""
+        if self._libpq is None:
+            from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
+
+            dollar = psycopg_dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+            compiled = clause.compile(dialect=dollar)
+            assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
+            name = f"pyramid_sendmail_{next(_names)}".encode()
+            self._libpq = (name, compiled.string.encode(), list(compiled.positiontup))
+        return self._libpq
 
 
 class DirectConnections:
@@ -65,6 +92,8 @@ class DirectConnections:
         self._idle: list[Any] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        # Connection -> the names of the statements prepared on it.
+        self._prepared: weakref.WeakKeyDictionary[Any, set[bytes]] = weakref.WeakKeyDictionary()
 
     def execute(self, statement: Statement, values: Mapping[str, Any]) -> int:
         """Run *statement* as a transaction of its own; return its rowcount."""
@@ -76,6 +105,68 @@ class DirectConnections:
         (named tuples, with the column names of its result)."""
         _count, rows = self._run(statement, values, fetch=True)
         return rows
+
+    def execute_steps(
+        self, statement: Statement, clause: sa.ClauseElement, values: Mapping[str, Any]
+    ) -> Generator[int, bool | None, int]:
+        """:meth:`execute` (*statement* is *clause* compiled) without
+        blocking: the generator yields the connection's socket whenever it
+        waits for the database (send it anything once the socket is
+        readable), and returns the rowcount. psycopg only
+        (:func:`steps_supported`).
+        """
+        name, sql, order = statement.libpq(clause)
+        parameters = [None if values[key] is None else str(values[key]).encode() for key in order]
+        connection = self._checkout()
+        try:
+            pgconn = connection.pgconn
+            prepared = self._prepared.setdefault(connection, set())
+            if name not in prepared:
+                # Once per connection, and blocking: a prepared statement
+                # saves the server parsing and planning it every time.
+                _check(pgconn, pgconn.prepare(name, sql))
+                prepared.add(name)
+            pgconn.send_query_prepared(name, parameters)
+            while pgconn.flush():
+                select.select([], [pgconn.socket], [])
+            while True:
+                pgconn.consume_input()
+                if not pgconn.is_busy():
+                    break
+                yield pgconn.socket
+            count = 0
+            error: Exception | None = None
+            while (result := pgconn.get_result()) is not None:
+                try:
+                    _check(pgconn, result)
+                except Exception as exc:
+                    error = error or exc
+                count = int(result.command_tuples or 0)
+            if error is not None:
+                raise error
+        except Exception as exc:
+            self._prepared.pop(connection, None)
+            _close_quietly(connection)
+            raise self._wrapped(exc, statement, values) from exc
+        self._checkin(connection)
+        return count
+
+    def _wrapped(
+        self, exc: Exception, statement: Statement, values: Mapping[str, Any]
+    ) -> Exception:
+        dbapi = self.engine.dialect.loaded_dbapi
+        if isinstance(exc, dbapi.Error):
+            return sa.exc.DBAPIError.instance(
+                statement.sql, statement.parameters(values), exc, dbapi.Error
+            )
+        return exc
+
+    def _checkin(self, connection: Any) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                self._idle.append(connection)
+                return
+        _close_quietly(connection)
 
     def _run(
         self, statement: Statement, values: Mapping[str, Any], fetch: bool
@@ -94,18 +185,13 @@ class DirectConnections:
             finally:
                 cursor.close()
         except Exception as exc:
+            self._prepared.pop(connection, None)
             _close_quietly(connection)
-            dbapi = self.engine.dialect.loaded_dbapi
-            if isinstance(exc, dbapi.Error):
-                raise sa.exc.DBAPIError.instance(
-                    statement.sql, parameters, exc, dbapi.Error
-                ) from exc
-            raise
-        with self._lock:
-            if self._pid == os.getpid():
-                self._idle.append(connection)
-                return count, rows
-        _close_quietly(connection)
+            wrapped = self._wrapped(exc, statement, values)
+            if wrapped is exc:
+                raise
+            raise wrapped from exc
+        self._checkin(connection)
         return count, rows
 
     def close(self) -> None:
@@ -133,6 +219,21 @@ class DirectConnections:
         assert connection is not None
         self.engine.dialect.set_isolation_level(connection, "AUTOCOMMIT")
         return connection
+
+
+def _check(pgconn: Any, result: Any) -> None:
+    """Raise the error *result* holds, of the class psycopg would use."""
+    import psycopg
+
+    if result.status != psycopg.pq.ExecStatus.FATAL_ERROR:
+        return
+    message = (result.error_message or pgconn.error_message or b"").decode(errors="replace")
+    code = result.error_field(psycopg.pq.DiagnosticField.SQLSTATE)
+    try:
+        kind = psycopg.errors.lookup(code.decode()) if code else psycopg.OperationalError
+    except KeyError:
+        kind = psycopg.DatabaseError
+    raise kind(message.strip())
 
 
 def _close_quietly(connection: Any) -> None:
