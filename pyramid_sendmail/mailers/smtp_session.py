@@ -16,7 +16,7 @@ from ..exceptions import MailDeliveryError
 from ..results import SendResult, SMTPReply
 from .session import Outcome, Report, Session
 from .smtp_errors import classify, reply_error, timed_out
-from .smtp_io import await_reply, send_data, unsent_bytes
+from .smtp_io import await_reply, read_reply, send_data, unsent_bytes
 from .smtp_pool import ConnectionPool
 
 __all__ = ["Relay", "SMTPSession", "close_quietly"]
@@ -385,7 +385,7 @@ def _awaiting(conn: smtplib.SMTP) -> Generator[socket.socket, bool | None, bool]
 
 
 def _reply(conn: smtplib.SMTP) -> SMTPReply:
-    code, message = conn.getreply()
+    code, message = read_reply(conn)
     return SMTPReply(code, message)
 
 
