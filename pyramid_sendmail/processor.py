@@ -309,14 +309,17 @@ class QueueProcessor:
                 try:
                     readable: bool | None = None
                     while True:
-                        sock = next(steps) if readable is None else steps.send(readable)
+                        try:
+                            sock = next(steps) if readable is None else steps.send(readable)
+                        except StopIteration:
+                            sock = None
                         while delivered:
                             yield from self._reporting(counter, *delivered.pop(0), in_steps=True)
+                        if sock is None:
+                            break
                         readable = yield sock
-                except StopIteration:
-                    pass
                 finally:
-                    # The last outcomes, or those of an interrupted session.
+                    # The outcomes of a session that broke off.
                     for token, outcome in delivered:
                         self._report(counter, token, outcome)
                     delivered.clear()

@@ -144,10 +144,13 @@ class DirectConnections:
                 count = int(result.command_tuples or 0)
             if error is not None:
                 raise error
-        except Exception as exc:
+        except BaseException as exc:
+            # Failed, or closed while waiting: the connection is mid-query.
             self._prepared.pop(connection, None)
             _close_quietly(connection)
-            raise self._wrapped(exc, statement, values) from exc
+            if isinstance(exc, Exception):
+                raise self._wrapped(exc, statement, values) from exc
+            raise
         self._checkin(connection)
         return count
 
