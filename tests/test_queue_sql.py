@@ -292,6 +292,27 @@ def test_complete_in_steps_deletes_the_row_waiting_on_the_database_socket(
         engine.dispose()
 
 
+def test_complete_in_steps_prepares_nothing_when_psycopg_is_told_not_to(pg_url: str) -> None:
+    # What a pooler that drops prepared statements needs (PgBouncer before 1.21).
+    engine = sa.create_engine(pg_url, connect_args={"prepare_threshold": None})
+    with engine.begin() as connection:
+        create(connection)
+    queue = SQLQueue(engine)
+    try:
+        write(engine, queue, envelope("one"), envelope("two"))
+        for entry in claim_all(queue):
+            complete_in_steps(queue, entry)
+
+        assert rows(engine) == 0
+        (direct,) = queue._direct._idle
+        cursor = direct.cursor()
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone()[0] == 0
+    finally:
+        queue.close()
+        engine.dispose()
+
+
 def test_sqlite_settles_blocking(tmp_path) -> None:
     queue = SQLQueue(f"sqlite:///{tmp_path}/mail.db")
     try:

@@ -113,20 +113,25 @@ class DirectConnections:
         blocking: the generator yields the connection's socket whenever it
         waits for the database (send it anything once the socket is
         readable), and returns the rowcount. psycopg only
-        (:func:`steps_supported`).
+        (:func:`steps_supported`). The statement is prepared on each
+        connection, unless psycopg's ``prepare_threshold`` is None.
         """
         name, sql, order = statement.libpq(clause)
         parameters = [None if values[key] is None else str(values[key]).encode() for key in order]
         connection = self._checkout()
         try:
             pgconn = connection.pgconn
-            prepared = self._prepared.setdefault(connection, set())
-            if name not in prepared:
-                # Once per connection, and blocking: a prepared statement
-                # saves the server parsing and planning it every time.
-                _check(pgconn, pgconn.prepare(name, sql))
-                prepared.add(name)
-            pgconn.send_query_prepared(name, parameters)
+            if connection.prepare_threshold is None:
+                # Prepared statements turned off (a pooler that drops them).
+                pgconn.send_query_params(sql, parameters)
+            else:
+                prepared = self._prepared.setdefault(connection, set())
+                if name not in prepared:
+                    # Once per connection, and blocking: a prepared statement
+                    # saves the server parsing and planning it every time.
+                    _check(pgconn, pgconn.prepare(name, sql))
+                    prepared.add(name)
+                pgconn.send_query_prepared(name, parameters)
             while pgconn.flush():
                 select.select([], [pgconn.socket], [])
             while True:
