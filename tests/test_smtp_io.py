@@ -10,14 +10,21 @@ from typing import Any
 import pytest
 
 from pyramid_sendmail.mailers.smtp_errors import timed_out
-from pyramid_sendmail.mailers.smtp_io import read_reply
+from pyramid_sendmail.mailers.smtp_io import read_directly, read_reply
 
 
-def read_with(reader: Callable[[smtplib.SMTP], Any], payload: bytes, close: bool = True) -> Any:
+def read_with(
+    reader: Callable[[smtplib.SMTP], Any],
+    payload: bytes,
+    close: bool = True,
+    directly: bool = False,
+) -> Any:
     ours, theirs = socket.socketpair()
     ours.settimeout(0.2)
     conn = smtplib.SMTP()
     conn.sock = ours
+    if directly:
+        read_directly(conn)
     try:
         theirs.sendall(payload)
         if close:
@@ -45,9 +52,10 @@ def read_with(reader: Callable[[smtplib.SMTP], Any], payload: bytes, close: bool
     ],
     ids=["one line", "several", "421", "bare code", "garbled", "closed", "cut off", "too long"],
 )
-def test_a_reply_reads_as_smtplib_reads_it(payload: bytes) -> None:
+@pytest.mark.parametrize("directly", [False, True], ids=["smtplib's file", "read directly"])
+def test_a_reply_reads_as_smtplib_reads_it(payload: bytes, directly: bool) -> None:
     expected = read_with(lambda conn: conn.getreply(), payload)
-    got = read_with(read_reply, payload)
+    got = read_with(read_reply, payload, directly=directly)
 
     if isinstance(expected, Exception):
         assert type(got) is type(expected)
@@ -56,8 +64,20 @@ def test_a_reply_reads_as_smtplib_reads_it(payload: bytes) -> None:
         assert got == expected
 
 
-def test_a_silent_server_times_out_as_smtplib_reports_it() -> None:
-    error = read_with(read_reply, b"250-more to come\r\n", close=False)
+@pytest.mark.parametrize("directly", [False, True], ids=["smtplib's file", "read directly"])
+def test_a_silent_server_times_out_as_smtplib_reports_it(directly: bool) -> None:
+    error = read_with(read_reply, b"250-more to come\r\n", close=False, directly=directly)
 
     assert isinstance(error, smtplib.SMTPServerDisconnected)
     assert timed_out(error)
+
+
+def test_with_mail_debug_the_replies_are_printed_as_smtplib_prints_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def debugged(conn: smtplib.SMTP) -> Any:
+        conn.set_debuglevel(1)
+        return read_reply(conn)
+
+    assert read_with(debugged, b"250 2.0.0 queued\r\n") == (250, b"2.0.0 queued")
+    assert "reply: b'250 2.0.0 queued\\r\\n'" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from ..exceptions import MailDeliveryError, RelayUnavailable
 from ..interfaces import ISMTPMailer
 from ..results import SendResult
 from .smtp_errors import classify
+from .smtp_io import read_directly
 from .smtp_pool import ConnectionPool
 from .smtp_session import SMTPSession, close_quietly
 
@@ -176,6 +177,7 @@ class SMTPMailer:
                 conn.set_debuglevel(0)
                 conn.login(self.username, self.password or "")
                 conn.set_debuglevel(self.debug)
+            read_directly(conn)
         except BaseException:
             close_quietly(conn)
             raise

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
+import os
 import select
 import smtplib
 import socket
@@ -21,11 +23,13 @@ import ssl
 import struct
 import termios
 import time
+from typing import Any
 
 __all__ = [
     "CHUNK",
     "await_reply",
     "closed_while_idle",
+    "read_directly",
     "read_reply",
     "send_data",
     "unsent_bytes",
@@ -43,18 +47,61 @@ _OUTQ = getattr(termios, "TIOCOUTQ", None)
 def send_data(conn: smtplib.SMTP, data: bytes) -> None:
     """Write *data* on *conn*'s socket; each chunk may wait ``timeout`` seconds."""
     sock = _socket(conn)
+    # A plain socket is written to directly while it has room: CPython
+    # polls a socket with a timeout before every send, a system call the
+    # common case does not need. The socket is non-blocking then, so a
+    # full buffer raises, and send() waits for room as below.
+    fd = sock.fileno() if type(sock) is socket.socket and sock.gettimeout() else -1
     view = memoryview(data)
     while view:
-        # send() (not sendall) returns once some bytes went out: the socket
-        # timeout bounds one wait for room in the send buffer.
-        sent = sock.send(view[:CHUNK])
+        chunk = view[:CHUNK]
+        sent = 0
+        if fd >= 0:
+            with contextlib.suppress(BlockingIOError):
+                sent = os.write(fd, chunk)
+        if not sent:
+            # send() (not sendall) returns once some bytes went out: the
+            # socket timeout bounds one wait for room in the send buffer.
+            sent = sock.send(chunk)
         view = view[sent:]
+
+
+def read_directly(conn: smtplib.SMTP) -> None:
+    """Make *conn*'s replies, on a plain socket, read without CPython's poll
+    before each receive (a system call a message). Call it once the
+    connection is ready, nothing unread."""
+    sock = conn.sock
+    if type(sock) is not socket.socket or not sock.gettimeout():
+        return
+    if conn.file is not None:
+        conn.file.close()
+    conn.file = io.BufferedReader(_DirectReader(sock))
+
+
+class _DirectReader(io.RawIOBase):
+    """A socket's bytes as they come, waiting (with the socket's timeout)
+    only when none are there yet."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            # The socket is non-blocking, as every socket with a timeout is.
+            return os.readv(self._sock.fileno(), [buffer])
+        except BlockingIOError:
+            return self._sock.recv_into(buffer)
 
 
 def read_reply(conn: smtplib.SMTP) -> tuple[int, bytes]:
     """``conn.getreply()`` with less work per line: a drain reads four
     replies a message. The same results and the same errors (a timeout is
     the context of the :class:`smtplib.SMTPServerDisconnected`)."""
+    if conn.debuglevel > 0:
+        return conn.getreply()  # which prints each line for mail.debug
     file = conn.file
     if file is None:
         file = conn.file = _socket(conn).makefile("rb")

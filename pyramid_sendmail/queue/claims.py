@@ -48,7 +48,8 @@ class ClaimKeeper:
     def hold(self, entry: QueueEntry) -> None:
         """Keep *entry*'s claim alive until :meth:`drop`."""
         with self.lock:
-            self._forked()
+            if not _FORK_HOOKED:
+                self._forked()  # else done in the child at the fork (a getpid a claim)
             self._in_hand[entry.name] = entry
             if self._thread is None or not self._thread.is_alive():
                 self._closed = threading.Event()
@@ -114,5 +115,6 @@ def _after_fork_in_child() -> None:
         keeper._forked()
 
 
-if hasattr(os, "register_at_fork"):
+_FORK_HOOKED = hasattr(os, "register_at_fork")
+if _FORK_HOOKED:
     os.register_at_fork(after_in_child=_after_fork_in_child)
