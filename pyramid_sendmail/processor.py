@@ -283,7 +283,11 @@ class QueueProcessor:
         return bool(getattr(self.queue, "settles_in_steps", False))
 
     def _lane(
-        self, mailer: SMTPMailer, session: SMTPSession, claims: Iterator[QueueEntry], counter: Any
+        self,
+        mailer: SMTPMailer,
+        session: SMTPSession,
+        claims: Iterator[QueueEntry],
+        counter: _Counter,
     ) -> Lane:
         """One connection's worth of :meth:`_work`, as steps for :func:`run_lanes`.
 
