@@ -19,6 +19,7 @@ from .events import MailDeferred, MailFailed, MailSent, notify_with_registry
 from .exceptions import CorruptEntry, MailDeliveryError, MailDropped, RelayUnavailable
 from .interfaces import IMailer, IMailEvent, IMailQueue, IMailQueueProcessor
 from .lanes import Lane, run_lanes
+from .mailers.session import ReportSteps
 from .mailers.smtp import SMTPMailer
 from .mailers.smtp_session import SMTPSession
 from .policies import DeliveryFilter, Redirect, resolve_delivery_filter
@@ -291,42 +292,24 @@ class QueueProcessor:
     ) -> Lane:
         """One connection's worth of :meth:`_work`, as steps for :func:`run_lanes`.
 
-        When the queue settles in steps, a delivered message is settled
-        between the session's steps: while its DELETE runs, the next
-        message is already on its way, and never more than one delivered
-        message of a lane waits for its settle.
+        When the queue settles in steps, each outcome is settled as the
+        session's own steps (the DELETE's wait is one): the other
+        connections go on meanwhile, and this one sends nothing more until
+        the message the relay accepted is settled.
         """
-        delivered: list[tuple[tuple[QueueEntry, float], SendResult]] = []
 
         def report(
             token: tuple[QueueEntry, float], outcome: SendResult | MailDeliveryError
-        ) -> None:
-            if self._settles_in_steps and isinstance(outcome, SendResult):
-                delivered.append((token, outcome))
-            else:
-                self._report(counter, token, outcome)
+        ) -> ReportSteps | None:
+            if self._settles_in_steps:
+                return self._reporting(counter, token, outcome, in_steps=True)
+            self._report(counter, token, outcome)
+            return None
 
         while True:
             batch = _Batch(claims, self.batch_size)
             with session:
-                steps = session.send_many_steps(batch, report)
-                try:
-                    readable: bool | None = None
-                    while True:
-                        try:
-                            sock = next(steps) if readable is None else steps.send(readable)
-                        except StopIteration:
-                            sock = None
-                        while delivered:
-                            yield from self._reporting(counter, *delivered.pop(0), in_steps=True)
-                        if sock is None:
-                            break
-                        readable = yield sock
-                finally:
-                    # The outcomes of a session that broke off.
-                    for token, outcome in delivered:
-                        self._report(counter, token, outcome)
-                    delivered.clear()
+                yield from session.send_many_steps(batch, report)
             if batch.taken < self.batch_size:
                 return
             session = mailer.session()
@@ -358,7 +341,7 @@ class QueueProcessor:
         token: tuple[QueueEntry, float],
         outcome: SendResult | MailDeliveryError,
         in_steps: bool,
-    ) -> Generator[Any, bool | None, None]:
+    ) -> ReportSteps:
         """:meth:`_report`, as steps when *in_steps* (see :meth:`_settling`)."""
         entry, started = token
         try:

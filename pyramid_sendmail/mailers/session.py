@@ -9,8 +9,9 @@ keep no connection.
 from __future__ import annotations
 
 import logging
+import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Protocol, TypeVar
 
@@ -20,7 +21,7 @@ from ..exceptions import MailDeliveryError
 from ..interfaces import IMailSession
 from ..results import SendResult
 
-__all__ = ["OneShotSession", "Outcome", "Report", "Session"]
+__all__ = ["OneShotSession", "Outcome", "Report", "ReportSteps", "Session", "SteppingReport"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,11 @@ _B = TypeVar("_B", bound="Session")
 Outcome = SendResult | MailDeliveryError
 #: Receives ``(token, outcome)`` for each item of ``send_many``.
 Report = Callable[[T, Outcome], None]
+#: What a report that waits itself (a settle on the queue's database)
+#: returns: its steps, run before the session sends anything more.
+ReportSteps = Generator[socket.socket | int, bool | None, None]
+#: A report for ``send_many_steps``: it returns its steps, or None.
+SteppingReport = Callable[[T, Outcome], ReportSteps | None]
 
 
 @implementer(IMailSession)

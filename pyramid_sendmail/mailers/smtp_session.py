@@ -14,7 +14,7 @@ from typing import Generic, Protocol, TypeVar
 
 from ..exceptions import MailDeliveryError
 from ..results import SendResult, SMTPReply
-from .session import Outcome, Report, Session
+from .session import Outcome, Report, ReportSteps, Session, SteppingReport
 from .smtp_errors import classify, reply_error, timed_out
 from .smtp_io import await_reply, read_reply, send_data, unsent_bytes
 from .smtp_pool import ConnectionPool
@@ -175,8 +175,8 @@ class SMTPSession(Session):
     def send_many_steps(
         self,
         items: Iterable[tuple[T, str, Sequence[str], bytes]],
-        report: Report[T],
-    ) -> Generator[socket.socket, bool | None, None]:
+        report: SteppingReport[T],
+    ) -> Generator[socket.socket | int, bool | None, None]:
         """:meth:`send_many` as steps, for one thread driving many sessions.
 
         Each time the session would wait for the relay, the generator yields
@@ -185,7 +185,10 @@ class SMTPSession(Session):
         on while our data still drains towards the relay, else times out).
         Opening a connection (:meth:`open` it first) and the wait for
         replies that follow others already arrived are not steps: they
-        block.
+        block. *report* may return steps of its own (a settle that waits on
+        the queue's database): they are yielded in turn, before the session
+        sends anything more, so a message the relay accepted is settled
+        before the next one's data goes out.
         """
         if self._conn is None and self._open_error is None:
             # A warm connection carries the first message pipelined too: a
@@ -196,8 +199,8 @@ class SMTPSession(Session):
     def _guarded_steps(
         self,
         items: Iterable[tuple[T, str, Sequence[str], bytes]],
-        report: Report[T],
-    ) -> Generator[socket.socket, bool | None, None]:
+        report: SteppingReport[T],
+    ) -> Generator[socket.socket | int, bool | None, None]:
         try:
             yield from self._send_steps(items, report)
         except BaseException:
@@ -209,20 +212,20 @@ class SMTPSession(Session):
     def _send_steps(
         self,
         items: Iterable[tuple[T, str, Sequence[str], bytes]],
-        report: Report[T],
-    ) -> Generator[socket.socket, bool | None, None]:
+        report: SteppingReport[T],
+    ) -> Generator[socket.socket | int, bool | None, None]:
         # The message whose DATA the server accepted, its data not yet sent:
         # it goes out in one write with the next message's envelope.
         ready: _Ready[T] | None = None
         for token, sender, recipients, message in items:
             conn = self._conn
             if conn is None or not self._pipelined(conn):
-                report(token, self._outcome(sender, recipients, message))
+                yield from _reported(report(token, self._outcome(sender, recipients, message)))
                 continue
             try:
                 commands = _envelope_commands(conn, sender, recipients, message, self.mailer)
             except MailDeliveryError as exc:
-                report(token, exc)
+                yield from _reported(report(token, exc))
                 continue
             previous: Outcome | None = None
             try:
@@ -236,20 +239,20 @@ class SMTPSession(Session):
                 self._abandon()
                 error = exc if isinstance(exc, MailDeliveryError) else classify(exc, "sending")
                 if ready is not None:
-                    report(ready.token, previous or error)
+                    yield from _reported(report(ready.token, previous or error))
                     ready = None
-                report(token, error)
+                yield from _reported(report(token, error))
                 continue
             if ready is not None and previous is not None:
-                report(ready.token, previous)
+                yield from _reported(report(ready.token, previous))
                 ready = None
             try:
                 accepted, refused = _check_envelope(conn, replies, recipients, len(commands))
             except MailDeliveryError as exc:
-                report(token, exc)
+                yield from _reported(report(token, exc))
             except Exception as exc:
                 self._abandon()
-                report(token, classify(exc, "sending"))
+                yield from _reported(report(token, classify(exc, "sending")))
             else:
                 ready = _Ready(token, accepted, refused, message)
         if ready is not None:
@@ -261,7 +264,7 @@ class SMTPSession(Session):
             except Exception as exc:
                 self._abandon()
                 outcome = classify(exc, "sending")
-            report(ready.token, outcome)
+            yield from _reported(report(ready.token, outcome))
 
     def _outcome(self, sender: str, recipients: Sequence[str], message: bytes) -> Outcome:
         try:
@@ -382,6 +385,12 @@ def _awaiting(conn: smtplib.SMTP) -> Generator[socket.socket, bool | None, bool]
         if not still or (not first and unsent is not None and still >= unsent):
             raise TimeoutError("timed out")
         unsent, first = still, False
+
+
+def _reported(steps: ReportSteps | None) -> ReportSteps:
+    """The steps a report returned, if any (see ``send_many_steps``)."""
+    if steps is not None:
+        yield from steps
 
 
 def _reply(conn: smtplib.SMTP) -> SMTPReply:
