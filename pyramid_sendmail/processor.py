@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeGuard
 
@@ -298,14 +298,7 @@ class QueueProcessor:
         the message the relay accepted is settled.
         """
 
-        def report(
-            token: tuple[QueueEntry, float], outcome: SendResult | MailDeliveryError
-        ) -> ReportSteps | None:
-            if self._settles_in_steps:
-                return self._reporting(counter, token, outcome, in_steps=True)
-            self._report(counter, token, outcome)
-            return None
-
+        report = functools.partial(self._reporting, counter, in_steps=self._settles_in_steps)
         while True:
             batch = _Batch(claims, self.batch_size)
             with session:
@@ -460,7 +453,7 @@ class QueueProcessor:
         started: float,
         outcome: SendResult | MailDeliveryError,
         in_steps: bool,
-    ) -> Generator[Any, bool | None, None]:
+    ) -> ReportSteps:
         """Act on one message's outcome: complete, defer, fail or release it.
 
         With *in_steps*, a delivered message is completed through the
@@ -487,11 +480,11 @@ class QueueProcessor:
                 "some recipients were refused", temporary=False, refused=outcome.refused
             )
             self._count(entry, *self._failed(entry, error, outcome.refused))
-        elif in_steps:
-            yield from self.queue.complete_steps(entry)  # type: ignore[attr-defined]
-            self._count(entry, "sent")
         else:
-            self.queue.complete(entry)
+            if in_steps:
+                yield from self.queue.complete_steps(entry)  # type: ignore[attr-defined]
+            else:
+                self.queue.complete(entry)
             self._count(entry, "sent")
         self.notify(MailSent(envelope, outcome.accepted))
 

@@ -47,11 +47,9 @@ _OUTQ = getattr(termios, "TIOCOUTQ", None)
 def send_data(conn: smtplib.SMTP, data: bytes) -> None:
     """Write *data* on *conn*'s socket; each chunk may wait ``timeout`` seconds."""
     sock = _socket(conn)
-    # A plain socket is written to directly while it has room: CPython
-    # polls a socket with a timeout before every send, a system call the
-    # common case does not need. The socket is non-blocking then, so a
-    # full buffer raises, and send() waits for room as below.
-    fd = sock.fileno() if type(sock) is socket.socket and sock.gettimeout() else -1
+    # A plain socket is written to directly while it has room (see
+    # _polls_first); a full buffer raises, and send() waits for room.
+    fd = sock.fileno() if _polls_first(sock) else -1
     view = memoryview(data)
     while view:
         chunk = view[:CHUNK]
@@ -71,11 +69,19 @@ def read_directly(conn: smtplib.SMTP) -> None:
     before each receive (a system call a message). Call it once the
     connection is ready, nothing unread."""
     sock = conn.sock
-    if type(sock) is not socket.socket or not sock.gettimeout():
+    if sock is None or not _polls_first(sock):
         return
     if conn.file is not None:
         conn.file.close()
     conn.file = io.BufferedReader(_DirectReader(sock))
+
+
+def _polls_first(sock: socket.socket) -> bool:
+    """Whether *sock* is a plain socket with a timeout: CPython polls such a
+    socket before each send and receive, a system call that the common case
+    (room to write, bytes to read) does not need. It is non-blocking, so the
+    operating system's own calls on it raise instead of waiting."""
+    return type(sock) is socket.socket and bool(sock.gettimeout())
 
 
 class _DirectReader(io.RawIOBase):
@@ -90,7 +96,6 @@ class _DirectReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         try:
-            # The socket is non-blocking, as every socket with a timeout is.
             return os.readv(self._sock.fileno(), [buffer])
         except BlockingIOError:
             return self._sock.recv_into(buffer)

@@ -427,7 +427,7 @@ class SQLQueue:
         connection's socket while the DELETE runs (``pyramid_sendmail.lanes``)."""
         connections, delete = self._delete_ours()
         with self._kept_if_undeleted(entry):
-            deleted = yield from connections.execute_steps(delete, DELETE_OURS, _claim_of(entry))
+            deleted = yield from connections.execute_steps(delete, _claim_of(entry))
         self._settled(entry, deleted)
 
     @contextlib.contextmanager

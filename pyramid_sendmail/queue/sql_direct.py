@@ -45,6 +45,7 @@ class Statement:
     def __init__(
         self, clause: sa.ClauseElement, dialect: sa.Dialect, keys: list[str] | None = None
     ) -> None:
+        self.clause = clause
         compiled = clause.compile(dialect=dialect, column_keys=keys)
         assert isinstance(compiled, SQLCompiler)
         self.sql: str = compiled.string
@@ -65,14 +66,14 @@ class Statement:
             return dict(values)
         return tuple(values[name] for name in self._order)
 
-    def libpq(self, clause: sa.ClauseElement) -> tuple[bytes, bytes, list[str]]:
-        """*clause* for libpq itself: a prepared statement's name, its SQL
+    def libpq(self) -> tuple[bytes, bytes, list[str]]:
+        """The clause for libpq itself: a prepared statement's name, its SQL
         with ``$n`` parameters, and the names of the binds in their order."""
         if self._libpq is None:
             from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
             dollar = psycopg_dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
-            compiled = clause.compile(dialect=dollar)
+            compiled = self.clause.compile(dialect=dollar)
             assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
             name = f"pyramid_sendmail_{next(_names)}".encode()
             self._libpq = (name, compiled.string.encode(), list(compiled.positiontup))
@@ -107,16 +108,15 @@ class DirectConnections:
         return rows
 
     def execute_steps(
-        self, statement: Statement, clause: sa.ClauseElement, values: Mapping[str, Any]
+        self, statement: Statement, values: Mapping[str, Any]
     ) -> Generator[int, bool | None, int]:
-        """:meth:`execute` (*statement* is *clause* compiled) without
-        blocking: the generator yields the connection's socket whenever it
-        waits for the database (send it anything once the socket is
-        readable), and returns the rowcount. psycopg only
+        """:meth:`execute` without blocking: the generator yields the
+        connection's socket whenever it waits for the database (send it
+        anything once the socket is readable), and returns the rowcount. psycopg only
         (:func:`steps_supported`). The statement is prepared on each
         connection, unless psycopg's ``prepare_threshold`` is None.
         """
-        name, sql, order = statement.libpq(clause)
+        name, sql, order = statement.libpq()
         parameters = [None if values[key] is None else str(values[key]).encode() for key in order]
         connection = self._checkout()
         try:
