@@ -23,7 +23,7 @@ def open_sql_queue(values: MailSettings, config_uri: str) -> Any:
     """
     queue = build_sql_queue(values)
     try:
-        problems = queue.check()
+        problems = queue.check(quick=True)
     finally:
         # Connected again when used: a processor forks first.
         queue.close()

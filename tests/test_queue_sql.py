@@ -23,7 +23,14 @@ from pyramid_sendmail.interfaces import IMailQueue
 from pyramid_sendmail.message import Envelope, prepare
 from pyramid_sendmail.queue import MaildirQueue
 from pyramid_sendmail.queue.sql import QueueDatabaseError, SQLQueue
-from pyramid_sendmail.queue.sql_schema import SCHEMA_VERSION, check, create, ddl, queue_table
+from pyramid_sendmail.queue.sql_schema import (
+    SCHEMA_VERSION,
+    check,
+    create,
+    ddl,
+    is_ready,
+    queue_table,
+)
 
 
 def envelope(subject: str = "Hello", to: Sequence[str] = ("bob@example.org",)) -> Envelope:
@@ -91,6 +98,32 @@ def test_check_names_a_missing_column_and_a_wrong_version(engine: sa.Engine) -> 
         problems = check(connection)
     assert "index ix_mail_queue_message_id is missing" in problems
     assert f"the schema version is 99, this pyramid_sendmail uses {SCHEMA_VERSION}" in problems
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "DROP TABLE mail_queue_failed",
+        "ALTER TABLE mail_queue DROP COLUMN last_error",
+        "UPDATE mail_queue_meta SET value = '99'",
+        "DELETE FROM mail_queue_meta",
+    ],
+)
+def test_the_quick_start_up_check_sees_a_missing_table_or_column_or_version(
+    db_url: str, change: str
+) -> None:
+    queue = SQLQueue(db_url)
+    with queue.engine.begin() as connection:
+        create(connection)
+    assert queue.check(quick=True) == []
+    with queue.engine.begin() as connection:
+        assert is_ready(connection)
+        connection.execute(sa.text(change))
+    with queue.engine.connect() as connection:
+        assert not is_ready(connection)
+    # What the start-up error lists: the full check's findings.
+    assert queue.check(quick=True) == queue.check() != []
+    queue.close()
 
 
 @pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()])

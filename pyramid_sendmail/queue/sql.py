@@ -51,6 +51,7 @@ from .sql_rows import (
     scheduled_params_of,
 )
 from .sql_schema import check as check_schema
+from .sql_schema import is_ready
 from .sql_schema import failed_table, queue_table
 
 __all__ = ["QueueDatabaseError", "SQLQueue", "display_url"]
@@ -205,12 +206,18 @@ class SQLQueue:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             yield connection
 
-    def check(self) -> list[str]:
+    def check(self, quick: bool = False) -> list[str]:
         """What differs between the database and the queue's tables.
 
+        *quick* first asks :func:`~.sql_schema.is_ready`, and reflects the
+        tables only when something differs.
         Raises :class:`QueueDatabaseError` when the database cannot be reached.
         """
         try:
+            if quick:
+                with self.engine.connect() as connection:
+                    if is_ready(connection):
+                        return []
             with self.engine.connect() as connection:
                 return check_schema(connection)
         except sa.exc.DBAPIError as exc:

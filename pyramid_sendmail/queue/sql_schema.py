@@ -20,6 +20,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "check",
     "create",
+    "is_ready",
     "ddl",
     "failed_table",
     "meta_table",
@@ -131,6 +132,30 @@ def ddl(dialect: sa.Dialect) -> str:
         str(_version_row().compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     )
     return ";\n\n".join(statements) + ";\n"
+
+
+def is_ready(connection: sa.Connection) -> bool:
+    """Whether the tables and columns are there and the schema version is
+    this one's, in three short statements: what every ``psendmail`` command
+    asks first (reflection, as in :func:`check`, takes a dozen round trips).
+
+    On False, :func:`check` (on another connection: this one's transaction
+    may be aborted) says what differs.
+    """
+    try:
+        for table in (queue_table, failed_table):
+            connection.execute(sa.select(*table.columns).where(sa.false())).close()
+        version = connection.execute(
+            sa.select(meta_table.c.value).where(meta_table.c.name == "schema_version")
+        ).scalar()
+    except sa.exc.ProgrammingError:  # PostgreSQL: no such table or column
+        return False
+    except sa.exc.OperationalError:
+        # SQLite says "no such table" this way; elsewhere it is the connection.
+        if connection.dialect.name != "sqlite":
+            raise
+        return False
+    return version == str(SCHEMA_VERSION)
 
 
 def check(connection: sa.Connection) -> list[str]:
