@@ -51,8 +51,7 @@ from .sql_rows import (
     scheduled_params_of,
 )
 from .sql_schema import check as check_schema
-from .sql_schema import is_ready
-from .sql_schema import failed_table, queue_table
+from .sql_schema import failed_table, is_ready, queue_table
 
 __all__ = ["QueueDatabaseError", "SQLQueue", "display_url"]
 
