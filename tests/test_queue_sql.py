@@ -145,10 +145,11 @@ def test_ddl_runs_on_the_database_it_was_made_for(pg_url: str) -> None:
     engine.dispose()
 
 
-def test_check_says_when_the_database_cannot_be_reached(postgresql) -> None:
+@pytest.mark.parametrize("quick", [False, True], ids=["reflecting", "quick"])
+def test_check_says_when_the_database_cannot_be_reached(postgresql, quick: bool) -> None:
     queue = SQLQueue(postgresql.url("postgres").replace(str(postgresql.port), "1"))
     with pytest.raises(QueueDatabaseError, match="cannot connect to the mail queue's database"):
-        queue.check()
+        queue.check(quick=quick)
 
 
 # -- writing and claiming ----------------------------------------------------

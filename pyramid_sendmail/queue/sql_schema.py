@@ -148,11 +148,10 @@ def is_ready(connection: sa.Connection) -> bool:
         version = connection.execute(
             sa.select(meta_table.c.value).where(meta_table.c.name == "schema_version")
         ).scalar()
-    except sa.exc.ProgrammingError:  # PostgreSQL: no such table or column
-        return False
-    except sa.exc.OperationalError:
-        # SQLite says "no such table" this way; elsewhere it is the connection.
-        if connection.dialect.name != "sqlite":
+    except sa.exc.DBAPIError as exc:
+        # No such table or column (each driver has its own class for it),
+        # unless the connection itself was lost.
+        if exc.connection_invalidated:
             raise
         return False
     return version == str(SCHEMA_VERSION)
