@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -39,13 +40,34 @@ def envelope(subject: str = "Hello", to: Sequence[str] = ("bob@example.org",)) -
     )
 
 
-@pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(db_url)
+def with_tables(url: str, **options: Any) -> sa.Engine:
+    """An engine on *url*, the queue's tables created."""
+    engine = sa.create_engine(url, **options)
     with engine.begin() as connection:
         create(connection)
+    return engine
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = with_tables(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[sa.Engine]:
+    """:func:`engine` on PostgreSQL only."""
+    engine = with_tables(pg_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_queue(pg_engine: sa.Engine) -> Iterator[SQLQueue]:
+    queue = SQLQueue(pg_engine.url)
+    yield queue
+    queue.close()
 
 
 @pytest.fixture
@@ -110,20 +132,16 @@ def test_check_names_a_missing_column_and_a_wrong_version(engine: sa.Engine) -> 
     ],
 )
 def test_the_quick_start_up_check_sees_a_missing_table_or_column_or_version(
-    db_url: str, change: str
+    engine: sa.Engine, sql_queue: SQLQueue, change: str
 ) -> None:
-    queue = SQLQueue(db_url)
-    with queue.engine.begin() as connection:
-        create(connection)
-    assert queue.check(quick=True) == []
-    with queue.engine.begin() as connection:
+    assert sql_queue.check(quick=True) == []
+    with engine.begin() as connection:
         assert is_ready(connection)
         connection.execute(sa.text(change))
-    with queue.engine.connect() as connection:
+    with engine.connect() as connection:
         assert not is_ready(connection)
     # What the start-up error lists: the full check's findings.
-    assert queue.check(quick=True) == queue.check() != []
-    queue.close()
+    assert sql_queue.check(quick=True) == sql_queue.check() != []
 
 
 @pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()])
@@ -305,32 +323,22 @@ def complete_in_steps(queue: SQLQueue, entry) -> list[int]:
 
 
 def test_complete_in_steps_deletes_the_row_waiting_on_the_database_socket(
-    pg_url: str,
+    pg_engine: sa.Engine, pg_queue: SQLQueue
 ) -> None:
-    engine = sa.create_engine(pg_url)
-    with engine.begin() as connection:
-        create(connection)
-    queue = SQLQueue(pg_url)
-    try:
-        assert queue.settles_in_steps
-        write(engine, queue, envelope("one"), envelope("two"))
-        first, second = claim_all(queue)
+    assert pg_queue.settles_in_steps
+    write(pg_engine, pg_queue, envelope("one"), envelope("two"))
+    first, second = claim_all(pg_queue)
 
-        waited = complete_in_steps(queue, first)
-        complete_in_steps(queue, second)  # the statement prepared on the way is reused
+    waited = complete_in_steps(pg_queue, first)
+    complete_in_steps(pg_queue, second)  # the statement prepared on the way is reused
 
-        assert rows(engine) == 0
-        assert all(isinstance(fd, int) and fd >= 0 for fd in waited)
-    finally:
-        queue.close()
-        engine.dispose()
+    assert rows(pg_engine) == 0
+    assert all(isinstance(fd, int) and fd >= 0 for fd in waited)
 
 
 def test_complete_in_steps_prepares_nothing_when_psycopg_is_told_not_to(pg_url: str) -> None:
     # What a pooler that drops prepared statements needs (PgBouncer before 1.21).
-    engine = sa.create_engine(pg_url, connect_args={"prepare_threshold": None})
-    with engine.begin() as connection:
-        create(connection)
+    engine = with_tables(pg_url, connect_args={"prepare_threshold": None})
     queue = SQLQueue(engine)
     try:
         write(engine, queue, envelope("one"), envelope("two"))
@@ -357,50 +365,41 @@ def test_sqlite_settles_blocking(tmp_path) -> None:
 
 @pytest.mark.parametrize("how", ["blocking", "in steps"])
 def test_complete_connects_anew_after_the_database_dropped_its_connection(
-    pg_url: str, how: str
+    pg_engine: sa.Engine, pg_queue: SQLQueue, how: str
 ) -> None:
-    engine = sa.create_engine(pg_url)
-    with engine.begin() as connection:
-        create(connection)
-    queue = SQLQueue(pg_url)
+    queue = pg_queue
     complete = queue.complete if how == "blocking" else functools.partial(complete_in_steps, queue)
-    try:
-        write(engine, queue, envelope("one"), envelope("two"), envelope("three"))
-        first, second, third = claim_all(queue)
-        complete(first)
-        with engine.connect() as connection:
-            # What a database restart or an idle-session timeout does.
-            connection.exec_driver_sql(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE pid <> pg_backend_pid() AND datname = current_database()"
-            )
+    write(pg_engine, queue, envelope("one"), envelope("two"), envelope("three"))
+    first, second, third = claim_all(queue)
+    complete(first)
+    # What a database restart or an idle-session timeout does.
+    terminate_other_connections(pg_engine)
 
-        with pytest.raises(sa.exc.DBAPIError):
-            complete(second)
-        complete(third)
+    with pytest.raises(sa.exc.DBAPIError):
+        complete(second)
+    complete(third)
 
-        assert [e.envelope.message_id for e in queue.list("new")] == [second.envelope.message_id]
-    finally:
-        queue.close()
-        engine.dispose()
+    assert [e.envelope.message_id for e in queue.list("new")] == [second.envelope.message_id]
 
 
-def test_complete_in_steps_raises_the_databases_error(pg_url: str) -> None:
-    engine = sa.create_engine(pg_url)
-    with engine.begin() as connection:
-        create(connection)
-    queue = SQLQueue(pg_url)
-    try:
-        write(engine, queue, envelope())
-        (entry,) = claim_all(queue)
-        with engine.begin() as connection:
-            connection.exec_driver_sql("ALTER TABLE mail_queue RENAME TO mail_queue_gone")
+def terminate_other_connections(engine: sa.Engine) -> None:
+    with engine.connect() as connection:
+        connection.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND datname = current_database()"
+        )
 
-        with pytest.raises(sa.exc.ProgrammingError, match="mail_queue"):
-            complete_in_steps(queue, entry)
-    finally:
-        queue.close()
-        engine.dispose()
+
+def test_complete_in_steps_raises_the_databases_error(
+    pg_engine: sa.Engine, pg_queue: SQLQueue
+) -> None:
+    write(pg_engine, pg_queue, envelope())
+    (entry,) = claim_all(pg_queue)
+    with pg_engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE mail_queue RENAME TO mail_queue_gone")
+
+    with pytest.raises(sa.exc.ProgrammingError, match="mail_queue"):
+        complete_in_steps(pg_queue, entry)
 
 
 def test_defer_keeps_the_pending_recipients_until_due(engine: sa.Engine) -> None:
@@ -607,15 +606,11 @@ def test_a_processor_delivers_each_row_once_over_several_connections(
 
 
 def test_a_delivered_row_whose_delete_failed_is_deleted_later_not_sent_again(
-    pg_url: str, smtp_server, caplog: pytest.LogCaptureFixture
+    pg_engine: sa.Engine, pg_queue: SQLQueue, smtp_server, caplog: pytest.LogCaptureFixture
 ) -> None:
     from pyramid_sendmail import MailSent, SMTPMailer
     from pyramid_sendmail.processor import QueueProcessor
 
-    engine = sa.create_engine(pg_url)
-    with engine.begin() as connection:
-        create(connection)
-    queue = SQLQueue(pg_url)
     sent_events = []
 
     def notify(event) -> None:
@@ -624,25 +619,17 @@ def test_a_delivered_row_whose_delete_failed_is_deleted_later_not_sent_again(
             if len(sent_events) == 3:
                 # The database drops the processor's connections: the next
                 # DELETE fails after its message was delivered.
-                with engine.connect() as connection:
-                    connection.exec_driver_sql(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE pid <> pg_backend_pid() AND datname = current_database()"
-                    )
+                terminate_other_connections(pg_engine)
 
-    try:
-        write(engine, queue, *(envelope(f"message {n}") for n in range(10)))
-        processor = QueueProcessor(
-            queue, SMTPMailer(smtp_server.host, smtp_server.port), workers=1, notify=notify
-        )
-        with caplog.at_level(logging.INFO):
-            processor.process_once()  # the next claim deletes it first
-            processor.process_once()
+    write(pg_engine, pg_queue, *(envelope(f"message {n}") for n in range(10)))
+    processor = QueueProcessor(
+        pg_queue, SMTPMailer(smtp_server.host, smtp_server.port), workers=1, notify=notify
+    )
+    with caplog.at_level(logging.INFO):
+        processor.process_once()  # the next claim deletes it first
+        processor.process_once()
 
-        assert "could not settle" in caplog.text
-        assert "is now off the queue" in caplog.text
-        assert rows(engine) == 0
-        assert len(smtp_server.messages) == 10
-    finally:
-        queue.close()
-        engine.dispose()
+    assert "could not settle" in caplog.text
+    assert "is now off the queue" in caplog.text
+    assert rows(pg_engine) == 0
+    assert len(smtp_server.messages) == 10

@@ -97,8 +97,7 @@ class MaildirQueue:
         self.tmp, self.new, self.cur, self.failed = (
             os.path.join(self.path, sub) for sub in _SUBDIRS
         )
-        # Prefixes of the paths of new messages, joined for every message.
-        # Prefixes for the paths of the hot path (a join per path cost more).
+        # Prefixes of the hot path's paths (an os.path.join per path cost more).
         self._in_tmp, self._in_new = self.tmp + os.sep, self.new + os.sep
         self._in_cur = self.cur + os.sep
         self._counter = itertools.count()

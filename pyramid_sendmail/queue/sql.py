@@ -460,8 +460,8 @@ class SQLQueue:
             except Exception:
                 log.warning("could not yet delete delivered mail %s", entry.name, exc_info=True)
                 return
-            # No row deleted: most likely the first DELETE did commit, its
-            # answer lost with the connection.
+            # Settled even when no row was deleted: then most likely the first
+            # DELETE did commit, its answer lost with the connection.
             log.info("delivered mail %s is now off the queue", entry.envelope.message_id)
             self._settled(entry, 1)
 

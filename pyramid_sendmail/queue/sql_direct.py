@@ -22,7 +22,7 @@ import select
 import threading
 import weakref
 from collections.abc import Generator, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -149,25 +149,28 @@ class DirectConnections:
                 count = int(result.command_tuples or 0)
             if error is not None:
                 raise error
-        except BaseException as exc:
-            # Failed, or closed while waiting: the connection is mid-query.
-            self._prepared.pop(connection, None)
-            _close_quietly(connection)
-            if isinstance(exc, Exception):
-                raise self._wrapped(exc, statement, values) from exc
+        except Exception as exc:
+            self._discard(connection)
+            self._raise(exc, statement, values)
+        except BaseException:
+            self._discard(connection)  # closed while waiting: mid-query
             raise
         self._checkin(connection)
         return count
 
-    def _wrapped(
-        self, exc: Exception, statement: Statement, values: Mapping[str, Any]
-    ) -> Exception:
+    def _discard(self, connection: Any) -> None:
+        """Close a connection that failed (or is mid-query) for good."""
+        self._prepared.pop(connection, None)
+        _close_quietly(connection)
+
+    def _raise(self, exc: Exception, statement: Statement, values: Mapping[str, Any]) -> NoReturn:
+        """Raise *exc*, a driver's error as SQLAlchemy's (as its own engine would)."""
         dbapi = self.engine.dialect.loaded_dbapi
         if isinstance(exc, dbapi.Error):
-            return sa.exc.DBAPIError.instance(
+            raise sa.exc.DBAPIError.instance(
                 statement.sql, statement.parameters(values), exc, dbapi.Error
-            )
-        return exc
+            ) from exc
+        raise exc
 
     def _checkin(self, connection: Any) -> None:
         with self._lock:
@@ -193,12 +196,8 @@ class DirectConnections:
             finally:
                 cursor.close()
         except Exception as exc:
-            self._prepared.pop(connection, None)
-            _close_quietly(connection)
-            wrapped = self._wrapped(exc, statement, values)
-            if wrapped is exc:
-                raise
-            raise wrapped from exc
+            self._discard(connection)
+            self._raise(exc, statement, values)
         self._checkin(connection)
         return count, rows
 
