@@ -57,6 +57,8 @@ POSTFIX_HINT = (
     "(the benchmark never starts the postfix daemon)."
 )
 PSM = "pyramid_sendmail"
+#: Its distribution's name (``pyramid_sendmail`` on PyPI is another project).
+PSM_DISTRIBUTION = "pyramid-sendmail-tx"
 # psendmail with mail.queue_processes = one per core of these machines.
 PROCESSES = 2
 PSM_PROCESSES = f"{PSM} -p{PROCESSES}"
@@ -294,9 +296,10 @@ def versions(python: str, have_postfix: bool) -> dict:
     code = (
         "import json, sys, importlib.metadata as m\n"
         "out = {'python': sys.version.split()[0]}\n"
+        f"DISTRIBUTIONS = {{{PSM!r}: {PSM_DISTRIBUTION!r}}}\n"
         f"for name in {names!r}:\n"
         "    try:\n"
-        "        out[name] = m.version(name)\n"
+        "        out[name] = m.version(DISTRIBUTIONS.get(name, name))\n"
         "    except m.PackageNotFoundError:\n"
         "        out[name] = None\n"
         "print(json.dumps(out))\n"
