@@ -32,7 +32,7 @@ from .exceptions import CorruptEntry, SendmailError, UnknownEntry
 from .interfaces import IMailer, IMailQueue
 from .message import Message, prepare
 from .policies import Redirect
-from .processor import HOUSEKEEPING, OUTCOMES, QueueProcessor
+from .processor import ALSO_COUNTED, OUTCOMES, QueueProcessor
 from .processor_thread import without_threads
 from .queue.entry import PRIORITIES
 from .settings import MailSettings, parse_settings
@@ -65,8 +65,9 @@ _INSPECTING = ("status", "failed", "retry")
 
 # Named explicitly: under ``python -m`` __name__ would be "__main__".
 log = logging.getLogger("pyramid_sendmail.cli")
-#: How ``run --once`` words the housekeeping of a pass, when there was any.
-_HOUSEKEEPING_WORDS = {
+#: How ``run --once`` words the other counts of a pass, when there were any.
+_ALSO_COUNTED_WORDS = {
+    "partly_sent": ("message", "partly delivered"),
     "set_aside": ("unreadable message", "set aside"),
     "recovered": ("stale claim", "recovered"),
 }
@@ -296,7 +297,8 @@ def _run_once(
 
 
 def _summary(result: PassResult) -> str:
-    """One line: what became of each message handled, then the housekeeping.
+    """One line: what became of each message handled, then the messages
+    partly delivered and the housekeeping.
 
     Each message is counted once (see :data:`~pyramid_sendmail.processor.OUTCOMES`),
     so the counts add up to the total after ``=``.
@@ -305,8 +307,8 @@ def _summary(result: PassResult) -> str:
     summary = ", ".join(f"{counts[k]} {k}" for k in OUTCOMES)
     summary += f" = {sum(counts[k] for k in OUTCOMES)} handled"
     chores = [
-        f"{counted(counts[k], _HOUSEKEEPING_WORDS[k][0])} {_HOUSEKEEPING_WORDS[k][1]}"
-        for k in HOUSEKEEPING
+        f"{counted(counts[k], _ALSO_COUNTED_WORDS[k][0])} {_ALSO_COUNTED_WORDS[k][1]}"
+        for k in ALSO_COUNTED
         if counts[k]
     ]
     return summary + ("; " + ", ".join(chores) if chores else "")

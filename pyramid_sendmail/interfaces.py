@@ -254,8 +254,9 @@ class IMailQueueProcessor(Interface):
 
     last_pass = Attribute(
         "Counts of the last pass: messages sent, deferred, failed and throttled "
-        "(each message once, so they add up to the messages handled), unreadable "
-        "files set aside and stale claims recovered."
+        "(each message once, so they add up to the messages handled), messages "
+        "partly delivered (counted as deferred or failed too), unreadable files "
+        "set aside and stale claims recovered."
     )
     relay_was_down = Attribute("True when the last pass ended early: no relay.")
 

@@ -30,6 +30,7 @@ from .settings import MailSettings
 from .wording import counted
 
 __all__ = [
+    "ALSO_COUNTED",
     "HOUSEKEEPING",
     "OUTCOMES",
     "RELIST_SECONDS",
@@ -51,6 +52,10 @@ _WORST_FIRST = ("failed", "deferred", "throttled", "sent")
 #: What the queue tidied up in a pass, counted in :attr:`QueueProcessor.last_pass`
 #: too: unreadable messages set aside and stale claims recovered.
 HOUSEKEEPING = ("set_aside", "recovered")
+#: Everything :attr:`QueueProcessor.last_pass` counts beside :data:`OUTCOMES`:
+#: the messages some recipients accepted while they went under ``deferred``
+#: or ``failed`` (already counted there once), then :data:`HOUSEKEEPING`.
+ALSO_COUNTED = ("partly_sent", *HOUSEKEEPING)
 #: A pass lists the due mail again after this many seconds, so a
 #: high-priority message queued meanwhile waits no longer than that behind
 #: a backlog of low-priority mail.
@@ -197,7 +202,7 @@ class QueueProcessor:
         *progress* is called as ``progress(done, total)`` after each message.
         Returns early, after the messages in hand, once :attr:`stopping` is set.
         """
-        self.last_pass = Counter(dict.fromkeys(OUTCOMES + HOUSEKEEPING, 0))
+        self.last_pass = Counter(dict.fromkeys(OUTCOMES + ALSO_COUNTED, 0))
         self.last_pass["recovered"] = self.queue.recover(self.clock())
         self._partly_dropped.clear()
         handled = 0
@@ -479,7 +484,7 @@ class QueueProcessor:
             error = MailDeliveryError(
                 "some recipients were refused", temporary=False, refused=outcome.refused
             )
-            self._count(entry, *self._failed(entry, error, outcome.refused))
+            self._count(entry, "sent", *self._failed(entry, error, outcome.refused))
         else:
             if in_steps:
                 yield from self.queue.complete_steps(entry)  # type: ignore[attr-defined]
@@ -554,7 +559,9 @@ class QueueProcessor:
             self.last_pass["set_aside"] += 1
 
     def _count(self, entry: QueueEntry, *outcomes: str) -> None:
-        """Count *entry* once, under the worst of *outcomes* it had."""
+        """Count *entry* once, under the worst of *outcomes* it had, and as
+        ``partly_sent`` too when that is not ``sent`` but some recipient
+        accepted it."""
         with self._count_lock:
             if entry.name in self._partly_dropped:
                 self._partly_dropped.discard(entry.name)
@@ -562,6 +569,8 @@ class QueueProcessor:
             worst = next((k for k in _WORST_FIRST if k in outcomes), None)
             if worst is not None:
                 self.last_pass[worst] += 1
+                if worst != "sent" and "sent" in outcomes:
+                    self.last_pass["partly_sent"] += 1
 
     def _notify_registry(self, event: IMailEvent) -> None:
         if self.registry is not None:

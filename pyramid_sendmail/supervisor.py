@@ -29,7 +29,7 @@ from typing import Any
 from pyramid.exceptions import ConfigurationError
 
 from .exceptions import SendmailError
-from .processor import HOUSEKEEPING, OUTCOMES, QueueProcessor
+from .processor import ALSO_COUNTED, OUTCOMES, QueueProcessor
 
 __all__ = [
     "PROGRESS_EVERY",
@@ -94,14 +94,14 @@ class PassResult:
     """What one or several processors did in a pass (``run --once``)."""
 
     def __init__(self, counts: Counter[str] | None = None, relay_was_down: bool = False):
-        self.counts: Counter[str] = counts or Counter(dict.fromkeys(OUTCOMES + HOUSEKEEPING, 0))
+        self.counts: Counter[str] = counts or Counter(dict.fromkeys(OUTCOMES + ALSO_COUNTED, 0))
         self.relay_was_down = relay_was_down
         self.failed_to_start = False
         #: Exit codes of children that ended otherwise (killed, crashed).
         self.crashed: list[int] = []
 
     def add(self, report: dict[str, Any]) -> None:
-        self.counts.update({k: int(report.get(k, 0)) for k in OUTCOMES + HOUSEKEEPING})
+        self.counts.update({k: int(report.get(k, 0)) for k in OUTCOMES + ALSO_COUNTED})
         self.relay_was_down = self.relay_was_down or bool(report.get("relay_was_down"))
 
 
