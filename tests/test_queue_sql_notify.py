@@ -21,6 +21,7 @@ from pyramid_sendmail.message import prepare
 from pyramid_sendmail.processor import QueueProcessor
 from pyramid_sendmail.queue.sql import SQLQueue
 from pyramid_sendmail.queue.sql_delivery import SQLMailDelivery
+from pyramid_sendmail.queue.sql_notify import Listener, announce
 from pyramid_sendmail.queue.sql_schema import create
 from pyramid_sendmail.settings import parse_settings
 
@@ -149,3 +150,28 @@ def test_the_composition_root_wires_mail_queue_notify(
         runner.join(10)
         processing.queued_delivery.queue.close()  # type: ignore[union-attr]
         application.queued_delivery.queue.close()
+
+
+@pytest.mark.slow
+def test_the_listener_listens_again_after_the_database_restarts_and_stops_at_once(
+    engine: sa.Engine, postgresql: Any
+) -> None:
+    calls: list[float] = []
+    listener = Listener(engine.url, lambda: calls.append(time.monotonic()))
+    listener.start()
+    try:
+        # Once when it starts listening, then once for the NOTIFY.
+        assert wait_for(lambda: listening(engine) and len(calls) == 1, 10, 0.05)
+        announce(engine)
+        assert wait_for(lambda: len(calls) == 2, 5, 0.02)
+
+        engine.dispose()
+        postgresql.restart()
+        # Polling covers the gap; the listener comes back by itself.
+        assert wait_for(lambda: listening(engine) and len(calls) >= 3, 30, 0.1)
+        before = len(calls)
+        announce(engine)
+        assert wait_for(lambda: len(calls) > before, 5, 0.02)
+    finally:
+        listener.stop()
+    assert wait_for(lambda: not listener.running, 3, 0.05)

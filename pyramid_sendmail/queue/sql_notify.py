@@ -10,8 +10,10 @@ own that ``LISTEN``\\ s and calls back for every notification.
 from __future__ import annotations
 
 import logging
+import select
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -76,12 +78,28 @@ class Listener:
                 with psycopg.connect(self._conninfo, autocommit=True) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
                     self._callback()
-                    while not stopped.is_set():
-                        for _ in connection.notifies(timeout=1.0):
-                            self._callback()
+                    self._call_back_until(stopped, connection.pgconn)
             except Exception:
                 log.warning(
                     "listening for new mail failed; polling until it works again",
                     exc_info=True,
                 )
                 stopped.wait(5.0)
+
+    def _call_back_until(self, stopped: threading.Event, pgconn: Any) -> None:
+        """Call back once for each batch of notifications on *pgconn* (libpq's
+        connection) until *stopped*; raise when the connection fails.
+
+        libpq's own calls, with a one-second wait for the socket, rather than
+        psycopg's ``Connection.notifies(timeout=...)``, which psycopg 3.1 lacks.
+        """
+        while not stopped.is_set():
+            readable, _, _ = select.select([pgconn.socket], [], [], 1.0)
+            if not readable:
+                continue
+            pgconn.consume_input()  # raises once the server has gone
+            notified = False
+            while pgconn.notifies() is not None:
+                notified = True
+            if notified:
+                self._callback()
