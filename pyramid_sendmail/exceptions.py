@@ -53,7 +53,9 @@ class MailDeliveryError(SendmailError):
     <pyramid_sendmail.SMTPReply.temporary>` decides. :attr:`refused` maps each
     refused recipient to its :class:`~pyramid_sendmail.SMTPReply`;
     :attr:`accepted` lists the recipients that did take the message before
-    the failure.
+    the failure. :attr:`command` names the SMTP command whose reply refused
+    the message (``MAIL``, ``RCPT`` when every recipient was refused, or
+    ``DATA``), or is None.
     """
 
     def __init__(
@@ -64,12 +66,14 @@ class MailDeliveryError(SendmailError):
         code: int | None = None,
         refused: Mapping[str, ReplyLike] | None = None,
         accepted: tuple[str, ...] = (),
+        command: str | None = None,
     ) -> None:
         self.reason = reason
         self.temporary = temporary
         self.code = code
         self.refused: dict[str, SMTPReply] = replies(refused)
         self.accepted = tuple(accepted)
+        self.command = command
         super().__init__(reason)
 
     def __str__(self) -> str:

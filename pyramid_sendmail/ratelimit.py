@@ -19,10 +19,13 @@ from collections.abc import Callable, Mapping
 from .exceptions import MailDeliveryError
 from .results import SMTPReply
 
-__all__ = ["THROTTLE_CODES", "RateLimit", "ThrottleRule"]
+__all__ = ["SENDER_THROTTLE_CODES", "THROTTLE_CODES", "RateLimit", "ThrottleRule"]
 
 #: The reply codes that may mean throttling, when their text says so.
 THROTTLE_CODES = frozenset([421, 451, 454])
+#: And a 450 to ``MAIL FROM``: it refuses the client or the sender, not a
+#: mailbox (Postfix's client rate limits: ``450 4.7.1 Error: too much mail from``).
+SENDER_THROTTLE_CODES = THROTTLE_CODES | {450}
 
 
 class RateLimit:
@@ -71,8 +74,9 @@ class RateLimit:
 class ThrottleRule:
     """Tells a throttling reply from other temporary failures.
 
-    A reply is throttling when its code is one of :data:`THROTTLE_CODES` and
-    its text matches *pattern* (``mail.throttle_pattern``).
+    A reply is throttling when its code is one of :data:`THROTTLE_CODES`
+    (:data:`SENDER_THROTTLE_CODES` for the reply to ``MAIL FROM``) and its
+    text matches *pattern* (``mail.throttle_pattern``).
     """
 
     def __init__(self, pattern: str) -> None:
@@ -88,6 +92,7 @@ class ThrottleRule:
         """True when *error* (or a refused recipient's reply) is throttling."""
         if not error.temporary:
             return False
-        if error.code in THROTTLE_CODES and self.pattern.search(error.reason):
+        codes = SENDER_THROTTLE_CODES if error.command == "MAIL" else THROTTLE_CODES
+        if error.code in codes and self.pattern.search(error.reason):
             return True
         return any(self.reply(r) for r in refused.values())

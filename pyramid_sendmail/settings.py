@@ -327,11 +327,13 @@ class MailSettings:
     )
     throttle_pattern: str = _setting(
         to_regex,
-        r"(?i)throttl|\brate\b|rate.?limit|too many (messages|mails|emails)",
+        r"(?i)throttl|\brate\b|rate.?limit|too many (messages|mails|emails|recipients)"
+        r"|too much mail",
         "regex",
-        "A 421, 451 or 454 reply whose text matches this regular expression is "
-        "the relay throttling: the processor pauses for ``mail.throttle_pause`` "
-        "and puts the message back without counting an attempt.",
+        "A 421, 451 or 454 reply (or a 450 to ``MAIL FROM``) whose text matches "
+        "this regular expression is the relay throttling: the processor pauses "
+        "for ``mail.throttle_pause`` and puts the message back without "
+        "counting an attempt.",
     )
     throttle_pause: float = _setting(
         to_seconds,

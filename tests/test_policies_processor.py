@@ -159,6 +159,8 @@ def test_delivery_filter_exception_defers(
         ("mail", "454 4.7.0 Throttling failure: Maximum sending rate exceeded."),
         ("data_end", "451 4.7.1 Rate limit exceeded, slow down"),
         ("mail", "421 4.7.0 Too many connections, throttled"),
+        # Postfix's smtpd_client_message_rate_limit: a 450 to MAIL FROM.
+        ("mail", "450 4.7.1 Error: too much mail from 127.0.0.1"),
     ],
 )
 def test_throttling_reply_pauses_and_counts_no_attempt(
@@ -194,12 +196,26 @@ def test_throttling_reply_pauses_and_counts_no_attempt(
     assert queue.list("new") == []
 
 
+@pytest.mark.parametrize(
+    ("where", "reply"),
+    [
+        ("mail", "451 4.3.0 Try later"),
+        # A 450 about a mailbox, not the client: only that message waits.
+        ("rcpt", "450 4.2.1 The user is receiving mail at a rate that prevents more"),
+        ("data_end", "450 4.2.1 The user is receiving mail at a rate that prevents more"),
+    ],
+)
 def test_other_temporary_replies_are_not_throttling(
-    queue: MaildirQueue, processor_for: Any, smtp_server: Any
+    queue: MaildirQueue, processor_for: Any, smtp_server: Any, where: str, reply: str
 ) -> None:
     queue.add(envelope())
-    smtp_server.faults.mail = "451 4.3.0 Try later"
-    processor_for(smtp_server, throttle=ThrottleRule(THROTTLE)).process_once()
+    if where == "rcpt":
+        smtp_server.faults.rcpt = {envelope().recipients[0]: reply}
+    else:
+        setattr(smtp_server.faults, where, reply)
+    processor = processor_for(smtp_server, throttle=ThrottleRule(THROTTLE))
+    processor.process_once()
+    assert processor.last_pass["throttled"] == 0
     [entry] = queue.list("new")
     assert entry.attempts == 1
 

@@ -365,6 +365,7 @@ def test_reply_to_mail_from_is_classified(smtp_server, reply, temporary, code):
 
     assert info.value.temporary is temporary
     assert info.value.code == code
+    assert info.value.command == "MAIL"
     assert reply.split(" ", 1)[1] in str(info.value)
     assert smtp_server.messages == []
 
@@ -381,6 +382,7 @@ def test_reply_after_data_is_classified(smtp_server, reply, temporary, code):
 
     assert info.value.temporary is temporary
     assert info.value.code == code
+    assert info.value.command == "DATA"
     # Nobody took the message: every recipient must be tried again.
     assert info.value.accepted == ()
 
@@ -397,6 +399,7 @@ def test_reply_to_data_is_classified(smtp_server, pipelining, reply, temporary):
 
     assert info.value.temporary is temporary
     assert info.value.code == int(reply[:3])
+    assert info.value.command == "DATA"
     assert info.value.accepted == ()
 
 
@@ -488,6 +491,7 @@ def test_server_inviting_data_without_recipients_is_handled(smtp_server):
 
     assert not info.value.temporary
     assert set(info.value.refused) == {BOB}
+    assert info.value.command == "RCPT"
     assert [m.data for m in smtp_server.messages] == [message(b"accepted\r\n")]
     assert smtp_server.connections == 1
 

@@ -22,14 +22,17 @@ def reply_error(
     what: str,
     refused: Mapping[str, SMTPReply] | None = None,
     accepted: tuple[str, ...] = (),
+    command: str | None = None,
 ) -> MailDeliveryError:
-    """The error for a refusing *reply* to *what* the client was doing."""
+    """The error for a refusing *reply* to *what* the client was doing
+    (the SMTP *command*, when one refused the message)."""
     return MailDeliveryError(
         f"{what}: {reply}",
         temporary=reply.temporary,
         code=reply.code,
         refused=refused,
         accepted=accepted,
+        command=command,
     )
 
 

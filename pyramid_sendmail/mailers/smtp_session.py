@@ -317,7 +317,7 @@ def _check_envelope(
     """
     if replies[0].code != 250:
         _reset(conn, replies, sent)
-        raise reply_error(replies[0], "MAIL FROM refused")
+        raise reply_error(replies[0], "MAIL FROM refused", command="MAIL")
     refused = {
         r: reply
         for r, reply in zip(recipients, replies[1:sent], strict=True)
@@ -333,6 +333,7 @@ def _check_envelope(
             temporary=any(reply.temporary for reply in refused.values()),
             code=first.code,
             refused=refused,
+            command="RCPT",
         )
     if len(replies) > sent:
         data = replies[-1]
@@ -341,7 +342,7 @@ def _check_envelope(
         data = _reply(conn)
     if data.code != 354:
         _reset(conn, [], 0)
-        raise reply_error(data, "DATA refused", refused)
+        raise reply_error(data, "DATA refused", refused, command="DATA")
     return accepted, refused
 
 
@@ -357,7 +358,7 @@ def _final_outcome(
     reply = _reply(conn)
     if reply.code != 250:
         # Recipients accepted at RCPT did not get the message either.
-        return reply_error(reply, "message refused", refused)
+        return reply_error(reply, "message refused", refused, command="DATA")
     return SendResult(accepted=accepted, refused=refused)
 
 
