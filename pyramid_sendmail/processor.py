@@ -247,8 +247,7 @@ class QueueProcessor:
             # One thread drives every connection (see lanes.py). The
             # connections open together first: opened in the lanes, each
             # would stop the others meanwhile.
-            sessions = [mailer.session() for _ in range(min(self.workers, len(names)))]
-            _open_together(sessions)
+            sessions = _connected([mailer.session() for _ in range(min(self.workers, len(names)))])
             claims = self._claims(feed, counter)
             lanes = [self._lane(mailer, session, claims, counter) for session in sessions]
             try:
@@ -260,18 +259,28 @@ class QueueProcessor:
         # The calling thread is the first worker; the others join it at once.
         # Until 0.1 a CPU-time probe held them back while the relay answered
         # fast; it measured no faster (bench/results/20261202-061754.txt).
+        first, *others = self._first_sessions(mailer, min(self.workers, len(names)))
         helpers = [
-            threading.Thread(target=self._work, args=(feed, counter), name=f"psendmail-worker-{i}")
-            for i in range(1, min(self.workers, len(names)))
+            threading.Thread(
+                target=self._work, args=(feed, counter, session), name=f"psendmail-worker-{i}"
+            )
+            for i, session in enumerate(others, 1)
         ]
         for thread in helpers:
             thread.start()
         try:
-            self._work(feed, counter)
+            self._work(feed, counter, first)
         finally:
             for thread in helpers:
                 thread.join()
         return counter.value - before
+
+    def _first_sessions(self, mailer: IMailer, count: int) -> list[Any]:
+        """The workers' first sessions: SMTP sessions opened together (see
+        :func:`_connected`), or None for each worker of another mailer."""
+        if count > 1 and isinstance(mailer, SMTPMailer):
+            return _connected([mailer.session() for _ in range(count)])
+        return [None] * count
 
     def _multiplexed(self, mailer: IMailer) -> TypeGuard[SMTPMailer]:
         """Whether one thread drives the connections: an SMTP mailer, and
@@ -312,14 +321,16 @@ class QueueProcessor:
                 return
             session = mailer.session()
 
-    def _work(self, feed: _SharedFeed, counter: _Counter) -> None:
-        """One worker: a session per :attr:`batch_size` messages, until the feed is dry."""
+    def _work(self, feed: _SharedFeed, counter: _Counter, session: Any = None) -> None:
+        """One worker: a session per :attr:`batch_size` messages, until the
+        feed is dry; *session*, when given, is the first."""
         claims = self._claims(feed, counter)
         report = functools.partial(self._report, counter)
         while True:
             batch = _Batch(claims, self.batch_size)
-            with self.mailer.session() as session:
-                session.send_many(batch, report)
+            with session or self.mailer.session() as current:
+                current.send_many(batch, report)
+            session = None
             if batch.taken < self.batch_size:
                 return
 
@@ -575,6 +586,27 @@ class QueueProcessor:
     def _notify_registry(self, event: IMailEvent) -> None:
         if self.registry is not None:
             notify_with_registry(self.registry, event)
+
+
+def _connected(sessions: list[SMTPSession]) -> list[SMTPSession]:
+    """*sessions*, opened together, less those the relay refused while it
+    took others (a relay that limits each client's connections answers the
+    extra ones ``421 Too many connections``): the pass goes on over the
+    connections it has. When none connected they all stay, and the first
+    send reports why, as for a relay that is down."""
+    _open_together(sessions)
+    connected = [s for s in sessions if s.open_error is None]
+    if not connected or len(connected) == len(sessions):
+        return sessions
+    refused = next(s.open_error for s in sessions if s.open_error is not None)
+    log.warning(
+        "the relay took %d of %d connections; sending over %d (%s)",
+        len(connected),
+        len(sessions),
+        len(connected),
+        refused,
+    )
+    return connected
 
 
 def _open_together(sessions: Sequence[SMTPSession]) -> None:

@@ -136,6 +136,9 @@ class Faults:
     #: Stop answering: at ``"MAIL"`` (MAIL FROM) or ``"DATA_END"`` (after
     #: the data), until the client goes away.
     stall: str | None = None
+    #: Greet connections beyond this many open ones with a 421 and close
+    #: them, as a relay that limits each client's connections does.
+    connection_limit: int | None = None
     #: Seconds to wait before accepting each message (a distant or busy relay).
     delay: float = 0.0
     #: Seconds to wait before answering each RCPT TO (a relay that checks
@@ -454,6 +457,8 @@ class _RecordingSMTP(SMTP):
         self.owner = owner
         self.number = number
         self.pipelined = False
+        # Greeted rather than turned away by Faults.connection_limit.
+        self.admitted = False
         self.lost: asyncio.Future[None] = self.loop.create_future()
 
     # Methods, not properties: aiosmtpd reads every attribute at creation.
@@ -465,6 +470,15 @@ class _RecordingSMTP(SMTP):
         cert = self.transport.get_extra_info("peercert")
         names = [value for kind, value in (cert or {}).get("subjectAltName", ()) if kind == "DNS"]
         return names[0] if names else None
+
+    async def _handle_client(self) -> None:
+        limit = self.owner.faults.connection_limit
+        if limit is not None and sum(p.admitted for p in self.owner._live) >= limit:
+            await self.push("421 4.7.0 Error: too many connections from 127.0.0.1")
+            self._drop()
+            return
+        self.admitted = True
+        await super()._handle_client()
 
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)

@@ -33,6 +33,7 @@ from pyramid_sendmail.interfaces import (
 from pyramid_sendmail.message import Envelope, prepare
 from pyramid_sendmail.processor import QueueProcessor
 from pyramid_sendmail.queue import STALE_TMP_AGE, MaildirQueue
+from pyramid_sendmail.ratelimit import RateLimit
 
 RETRY_MIN = 60.0
 RETRY_MAX = 3600.0
@@ -170,6 +171,35 @@ def test_a_relay_that_keeps_the_first_worker_waiting_gets_more_connections(
     # The first worker waited: the two others joined it, each on its own
     # connection, and shared the rest.
     assert smtp_server.connections == 3
+    assert listing(queue)["new"] == []
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["one-thread", "worker-threads"])
+def test_a_relay_that_limits_connections_gets_the_mail_over_those_it_takes(
+    queue: MaildirQueue,
+    processor_for: Any,
+    smtp_server: Any,
+    events: list[Any],
+    caplog: pytest.LogCaptureFixture,
+    threads: bool,
+) -> None:
+    # Two connections a client, as Postfix's smtpd_client_connection_count_limit.
+    smtp_server.faults.connection_limit = 2
+    for i in range(20):
+        queue.add(envelope(subject=f"message {i}"))
+    # A rate limit keeps the worker threads (see QueueProcessor._multiplexed).
+    options = {"rate_limit": RateLimit(100_000, 1.0)} if threads else {}
+    processor = processor_for(smtp_server, workers=4, **options)
+
+    with caplog.at_level(logging.WARNING, logger="pyramid_sendmail"):
+        assert processor.process_once() == 20
+
+    assert len(smtp_server.messages) == 20
+    assert not processor.relay_was_down
+    assert processor.last_pass["deferred"] == 0
+    assert [type(e) for e in events] == [MailSent] * 20
+    assert "the relay took 2 of 4 connections" in caplog.text
+    assert "too many connections" in caplog.text
     assert listing(queue)["new"] == []
 
 

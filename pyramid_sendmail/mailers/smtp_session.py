@@ -73,6 +73,11 @@ class SMTPSession(Session):
         except MailDeliveryError as exc:
             self._open_error = exc
 
+    @property
+    def open_error(self) -> MailDeliveryError | None:
+        """Why :meth:`open` could not connect, until a send raises it."""
+        return self._open_error
+
     def close(self) -> None:
         """Give the connection back to the pool, or say QUIT and close it,
         ignoring any error."""
