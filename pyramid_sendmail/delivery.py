@@ -275,13 +275,17 @@ def log_refused(envelope: Envelope, result: Any, queued: bool) -> None:
     (*queued*); direct delivery does not retry, and says so.
     """
     for recipient, reply in result.refused.items():
+        level = logging.WARNING
         if not reply.temporary:
             outcome = "refused"
+        elif queued and reply.too_many_recipients:
+            # Taken in the next transaction, at once: nothing is wrong.
+            outcome, level = "in the next batch of recipients", logging.INFO
         elif queued:
             outcome = "deferred"
         else:
             outcome = "refused for now (direct delivery does not retry)"
-        log.warning("mail %s to %s: %s: %s", envelope.message_id, recipient, outcome, reply)
+        log.log(level, "mail %s to %s: %s: %s", envelope.message_id, recipient, outcome, reply)
 
 
 def log_attempt(

@@ -132,6 +132,10 @@ class QueueProcessor:
         #: Messages of this pass that the delivery filter partly dropped:
         #: counted as failed whatever becomes of the rest.
         self._partly_dropped: set[str] = set()
+        #: Messages whose next batch of recipients is due at once (see
+        #: :meth:`_failed`), with the outcomes of their batches so far:
+        #: counted once, with their last batch.
+        self._batches: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def from_settings(
@@ -205,6 +209,7 @@ class QueueProcessor:
         self.last_pass = Counter(dict.fromkeys(OUTCOMES + ALSO_COUNTED, 0))
         self.last_pass["recovered"] = self.queue.recover(self.clock())
         self._partly_dropped.clear()
+        self._batches.clear()
         handled = 0
         self._throttled.clear()
         if self.clock() < self.paused_until:
@@ -225,6 +230,10 @@ class QueueProcessor:
             # A pass that stopped early gives back what it listed and did
             # not take (a SQL queue claims when it lists).
             self.queue.release()
+            # Those whose next batch this pass did not reach wait in the queue.
+            for outcomes in self._batches.values():
+                self._tally((*outcomes, "deferred"))
+            self._batches.clear()
         return sum(self.last_pass[k] for k in OUTCOMES)
 
     @property
@@ -279,8 +288,18 @@ class QueueProcessor:
         """The workers' first sessions: SMTP sessions opened together (see
         :func:`_connected`), or None for each worker of another mailer."""
         if count > 1 and isinstance(mailer, SMTPMailer):
-            return _connected([mailer.session() for _ in range(count)])
+            return _connected([self._session() for _ in range(count)])
         return [None] * count
+
+    def _session(self) -> Any:
+        """A session of the mailer for a worker thread. Under
+        ``mail.rate_limit`` an SMTP session sends each message's data at
+        once: taking the next message waits for its slot, and the one before
+        must not wait with it (see :class:`SMTPSession`)."""
+        session = self.mailer.session()
+        if isinstance(session, SMTPSession):
+            session.hold_data = self.rate_limit is None
+        return session
 
     def _multiplexed(self, mailer: IMailer) -> TypeGuard[SMTPMailer]:
         """Whether one thread drives the connections: an SMTP mailer, and
@@ -328,7 +347,7 @@ class QueueProcessor:
         report = functools.partial(self._report, counter)
         while True:
             batch = _Batch(claims, self.batch_size)
-            with session or self.mailer.session() as current:
+            with session or self._session() as current:
                 current.send_many(batch, report)
             session = None
             if batch.taken < self.batch_size:
@@ -495,7 +514,8 @@ class QueueProcessor:
             error = MailDeliveryError(
                 "some recipients were refused", temporary=False, refused=outcome.refused
             )
-            self._count(entry, "sent", *self._failed(entry, error, outcome.refused))
+            outcomes = self._failed(entry, error, outcome.refused, some_accepted=True)
+            self._count(entry, "sent", *outcomes)
         else:
             if in_steps:
                 yield from self.queue.complete_steps(entry)  # type: ignore[attr-defined]
@@ -509,9 +529,16 @@ class QueueProcessor:
         entry: QueueEntry,
         error: MailDeliveryError,
         refused: Mapping[str, SMTPReply | None],
+        some_accepted: bool = False,
     ) -> list[str]:
         """Defer the temporarily refused recipients and fail the rest;
-        return what became of them (``failed``, ``deferred`` or both)."""
+        return what became of them (``failed``, ``deferred`` or both).
+
+        When *some_accepted* and the relay refused some recipients for
+        their number alone (``452 4.5.3``), the deferred ones are due at
+        once: a new transaction sends them the next batch (RFC 5321,
+        4.5.3.1.10), as Postfix does.
+        """
         outcomes = []
         temporary = [r for r, reply in refused.items() if _is_temporary(reply, error)]
         permanent = [r for r in refused if r not in temporary]
@@ -558,9 +585,13 @@ class QueueProcessor:
                 self.notify(MailFailed(original, error, permanent))
         if temporary:
             entry.envelope = original.with_recipients(temporary)
-            retry_at = now + self.backoff(age)
+            over_limit = some_accepted and any(
+                reply is not None and reply.too_many_recipients
+                for reply in (refused[r] for r in temporary)
+            )
+            retry_at = now if over_limit else now + self.backoff(age)
             self.queue.defer(entry, retry_at, _error_text(error, temporary, refused))
-            outcomes.append("deferred")
+            outcomes.append("next batch" if over_limit else "deferred")
             self.notify(MailDeferred(original, error, retry_at, temporary))
         return outcomes
 
@@ -572,16 +603,25 @@ class QueueProcessor:
     def _count(self, entry: QueueEntry, *outcomes: str) -> None:
         """Count *entry* once, under the worst of *outcomes* it had, and as
         ``partly_sent`` too when that is not ``sent`` but some recipient
-        accepted it."""
+        accepted it. A message sent in batches of recipients is counted
+        with its last batch, under the worst outcome of them all."""
         with self._count_lock:
             if entry.name in self._partly_dropped:
                 self._partly_dropped.discard(entry.name)
                 outcomes += ("failed",)
-            worst = next((k for k in _WORST_FIRST if k in outcomes), None)
-            if worst is not None:
-                self.last_pass[worst] += 1
-                if worst != "sent" and "sent" in outcomes:
-                    self.last_pass["partly_sent"] += 1
+            outcomes += self._batches.pop(entry.name, ())
+            if "next batch" in outcomes:
+                self._batches[entry.name] = tuple(k for k in outcomes if k != "next batch")
+                return
+            self._tally(outcomes)
+
+    def _tally(self, outcomes: tuple[str, ...]) -> None:
+        """Count one message under the worst of *outcomes* (see :meth:`_count`)."""
+        worst = next((k for k in _WORST_FIRST if k in outcomes), None)
+        if worst is not None:
+            self.last_pass[worst] += 1
+            if worst != "sent" and "sent" in outcomes:
+                self.last_pass["partly_sent"] += 1
 
     def _notify_registry(self, event: IMailEvent) -> None:
         if self.registry is not None:

@@ -56,6 +56,15 @@ class SMTPReply(NamedTuple):
         return not self.permanent
 
     @property
+    def too_many_recipients(self) -> bool:
+        """Whether it refuses a recipient for the number of recipients in the
+        transaction (``452 4.5.3``), not for the address: a new transaction
+        may take it (RFC 5321, 4.5.3.1.10)."""
+        return self.code == 452 and (
+            self.text.startswith("4.5.3") or "too many recipients" in self.text.lower()
+        )
+
+    @property
     def text(self) -> str:
         """The message decoded, undecodable bytes replaced."""
         return self.message.decode("utf-8", "replace")

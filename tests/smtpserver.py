@@ -144,6 +144,9 @@ class Faults:
     #: Seconds to wait before answering each RCPT TO (a relay that checks
     #: every recipient slowly).
     rcpt_delay: float = 0.0
+    #: Refuse the recipients of a transaction beyond this many with
+    #: ``452 4.5.3`` (Postfix's smtpd_recipient_limit).
+    recipient_limit: int | None = None
 
 
 class SMTPTestServer:
@@ -419,9 +422,12 @@ class _Handler:
         address: str,
         options: list[str],
     ) -> Any:
-        if self.owner.faults.rcpt_delay:
-            await asyncio.sleep(self.owner.faults.rcpt_delay)
-        return self.owner.faults.rcpt.get(address, MISSING)
+        faults = self.owner.faults
+        if faults.rcpt_delay:
+            await asyncio.sleep(faults.rcpt_delay)
+        if faults.recipient_limit is not None and len(envelope.rcpt_tos) >= faults.recipient_limit:
+            return "452 4.5.3 Error: too many recipients"
+        return faults.rcpt.get(address, MISSING)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(server, _RecordingSMTP)

@@ -5,7 +5,9 @@ written without them (through psendmail), and throttling replies."""
 from __future__ import annotations
 
 import io
+import itertools
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from pyramid_sendmail.message import Envelope, prepare
 from pyramid_sendmail.processor import QueueProcessor
 from pyramid_sendmail.queue import MaildirQueue
 from pyramid_sendmail.queue.entry import Schedule, ScheduledEnvelope
-from pyramid_sendmail.ratelimit import ThrottleRule
+from pyramid_sendmail.ratelimit import RateLimit, ThrottleRule
 from pyramid_sendmail.settings import MailSettings
 
 MAX_AGE = 5 * 24 * 3600.0
@@ -261,6 +263,30 @@ def test_psendmail_redirects_a_queue_written_without_a_redirect(
     assert b"Subject: [staging] invoice" in received.data
     assert b"X-Original-Recipients: customer@example.org" in received.data
     assert os.listdir(tmp_path / "queue" / "new") == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rate_limit_spaces_every_message_and_sends_each_at_its_slot(
+    queue: MaildirQueue, smtp_server: Any, workers: int
+) -> None:
+    for i in range(4):
+        queue.add(envelope(f"m{i}"))
+    processor = QueueProcessor(
+        queue,
+        SMTPMailer(smtp_server.host, smtp_server.port, timeout=5.0),
+        rate_limit=RateLimit(4, 1.0),
+        workers=workers,
+    )
+    started = time.monotonic()
+    processor.process_once()
+
+    times = [m.at for m in smtp_server.messages]
+    assert len(times) == 4
+    # The first goes at once; none follows another sooner than the rate
+    # allows. (A message's data used to wait for the next one's slot, so
+    # that the last two of a batch arrived together.)
+    assert times[0] - started < 0.2
+    assert min(b - a for a, b in itertools.pairwise(times)) > 0.15
 
 
 @pytest.mark.slow

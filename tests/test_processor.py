@@ -203,6 +203,46 @@ def test_a_relay_that_limits_connections_gets_the_mail_over_those_it_takes(
     assert listing(queue)["new"] == []
 
 
+def test_recipients_over_the_relays_limit_go_in_the_next_transactions_of_the_pass(
+    queue: MaildirQueue, processor_for: Any, smtp_server: Any, events: list[Any]
+) -> None:
+    smtp_server.faults.recipient_limit = 3
+    recipients = [f"r{i}@example.org" for i in range(8)]
+    queue.add(envelope(to=recipients))
+
+    processor = processor_for(smtp_server)
+    assert processor.process_once() == 1
+
+    # Three transactions of 3, 3 and 2 recipients, each address once.
+    assert [m.recipients for m in smtp_server.messages] == [
+        tuple(recipients[:3]),
+        tuple(recipients[3:6]),
+        tuple(recipients[6:]),
+    ]
+    assert processor.last_pass["sent"] == 1
+    assert processor.last_pass["deferred"] == processor.last_pass["partly_sent"] == 0
+    assert listing(queue)["new"] == []
+    sent = of_kind(events, MailSent)
+    assert sorted(r for e in sent for r in e.recipients) == sorted(recipients)
+
+
+def test_a_relay_refusing_every_recipient_for_their_number_is_not_retried_at_once(
+    queue: MaildirQueue, processor_for: Any, smtp_server: Any, clock: Clock
+) -> None:
+    smtp_server.faults.recipient_limit = 0
+    queue.add(envelope(to=["a@example.org", "b@example.org"]))
+
+    processor = processor_for(smtp_server)
+    processor.process_once()
+
+    # No recipient was taken: an ordinary deferral, with its backoff.
+    assert smtp_server.messages == []
+    assert processor.last_pass["deferred"] == 1
+    [entry] = queue.list("new")
+    assert entry.attempts == 1
+    assert queue.claimable(clock.now) == []
+
+
 def test_mail_queued_during_a_pass_is_delivered_in_the_same_pass(
     queue: MaildirQueue, processor_for: Any, smtp_server: Any, events: list[Any]
 ) -> None:

@@ -51,10 +51,17 @@ class SMTPSession(Session):
     mailer's pool) and is reopened once when the server dropped it while
     idle; ``close`` (or leaving the ``with`` block) gives it back to the
     pool, or ends it with QUIT.
+
+    With PIPELINING, :meth:`send_many` holds an accepted message's data
+    until it takes the next item, so that both go out in one write. Set
+    :attr:`hold_data` to False where taking an item may wait (the queue
+    processor's ``mail.rate_limit``): each message's data then goes out as
+    soon as the relay invites it.
     """
 
     def __init__(self, mailer: Relay) -> None:
         self.mailer = mailer
+        self.hold_data = True
         self._conn: smtplib.SMTP | None = None
         # Whether the connection has carried a message before this one.
         self._reused = False
@@ -260,16 +267,25 @@ class SMTPSession(Session):
                 yield from _reported(report(token, classify(exc, "sending")))
             else:
                 ready = _Ready(token, accepted, refused, message)
+                if not self.hold_data:
+                    yield from self._data_steps(ready, report)
+                    ready = None
         if ready is not None:
-            try:
-                conn = self._connection()
-                send_data(conn, _dot_stuff(ready.message))
-                readable = yield from _awaiting(conn)
-                outcome = _final_outcome(conn, ready.accepted, ready.refused, readable)
-            except Exception as exc:
-                self._abandon()
-                outcome = classify(exc, "sending")
-            yield from _reported(report(ready.token, outcome))
+            yield from self._data_steps(ready, report)
+
+    def _data_steps(
+        self, ready: _Ready[T], report: SteppingReport[T]
+    ) -> Generator[socket.socket | int, bool | None, None]:
+        """Send *ready*'s data alone, then report its outcome."""
+        try:
+            conn = self._connection()
+            send_data(conn, _dot_stuff(ready.message))
+            readable = yield from _awaiting(conn)
+            outcome = _final_outcome(conn, ready.accepted, ready.refused, readable)
+        except Exception as exc:
+            self._abandon()
+            outcome = classify(exc, "sending")
+        yield from _reported(report(ready.token, outcome))
 
     def _outcome(self, sender: str, recipients: Sequence[str], message: bytes) -> Outcome:
         try:
