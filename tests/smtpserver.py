@@ -194,6 +194,8 @@ class SMTPTestServer:
         self.pipelining = pipelining
         self.username = USERNAME
         self.password = PASSWORD
+        #: The SIZE it announces and enforces (aiosmtpd's default); None: no SIZE.
+        self.data_size_limit: int | None = 33554432
         self.faults = Faults()
         self.messages: list[Received] = []
         self.connections = 0
@@ -312,6 +314,7 @@ class SMTPTestServer:
             number=self.connections,
             hostname="localhost",
             enable_SMTPUTF8=self.smtputf8,
+            data_size_limit=self.data_size_limit,
             tls_context=tls_context,
             require_starttls=self.require_starttls,
             authenticator=self._authenticate if self.auth else None,

@@ -370,6 +370,29 @@ def test_reply_to_mail_from_is_classified(smtp_server, reply, temporary, code):
     assert smtp_server.messages == []
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_size_is_declared_and_a_message_over_the_relays_fails_before_its_upload(
+    smtp_server, pipelining
+):
+    smtp_server.data_size_limit = len(MESSAGE) + 10
+    big = MESSAGE + b"x" * 100 + b"\r\n"
+
+    with mailer_for(smtp_server, pipelining=pipelining).session() as session:
+        with pytest.raises(MailDeliveryError) as info:
+            session.send(SENDER, [BOB], big)
+        session.send(SENDER, [BOB], MESSAGE)
+
+    assert not info.value.temporary
+    assert info.value.code == 552
+    assert f"over the {len(MESSAGE) + 10}" in str(info.value)
+    # Only the message that fits arrived, on the same connection, and it
+    # told the relay its size (RFC 1870).
+    [received] = smtp_server.messages
+    assert received.data == MESSAGE
+    assert f"SIZE={len(MESSAGE)}" in received.mail_options
+    assert smtp_server.connections == 1
+
+
 @pytest.mark.parametrize(
     ("reply", "temporary", "code"),
     [("452 4.3.1 Out of space", True, 452), ("554 5.7.1 Spam", False, 554)],
@@ -584,7 +607,7 @@ def test_smtputf8_without_8bitmime_does_not_ask_for_it(smtp_server_factory):
 
     mailer_for(server).send(SENDER, [UTF8_RECIPIENT], MESSAGE)
 
-    assert server.messages[0].mail_options == ("SMTPUTF8",)
+    assert server.messages[0].mail_options == (f"SIZE={len(MESSAGE)}", "SMTPUTF8")
 
 
 def test_ascii_addresses_do_not_ask_for_smtputf8(smtp_server):

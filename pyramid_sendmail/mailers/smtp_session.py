@@ -449,21 +449,40 @@ def _mail_options(
     message: bytes,
     mailer: Relay,
 ) -> list[str]:
+    options = _size_option(conn, message, mailer)
     # Raw UTF-8 in the header block means an address there is not ASCII
     # (a Reply-To, say), which only SMTPUTF8 may carry.
     end = message.find(b"\r\n\r\n")
     head = message[:end] if end >= 0 else message
     if all(a.isascii() for a in (sender, *recipients)) and head.isascii():
-        return []
+        return options
     if not conn.has_extn("smtputf8"):
         raise MailDeliveryError(
             f"an address is not ASCII and {mailer.host}:{mailer.port} does not offer SMTPUTF8",
             temporary=False,
         )
-    options = ["SMTPUTF8"]
+    options.append("SMTPUTF8")
     if conn.has_extn("8bitmime"):
         options.append("BODY=8BITMIME")
     return options
+
+
+def _size_option(conn: smtplib.SMTP, message: bytes, mailer: Relay) -> list[str]:
+    """``SIZE=`` for a relay that offers SIZE (RFC 1870), so that it can
+    refuse a message too large before the upload; a message over the limit
+    the relay announced fails here, without a byte of it sent."""
+    if not conn.has_extn("size"):
+        return []
+    announced = conn.esmtp_features.get("size", "").strip()
+    if announced.isdigit() and 0 < int(announced) < len(message):
+        raise MailDeliveryError(
+            f"the message is {len(message)} bytes, over the {announced} that "
+            f"{mailer.host}:{mailer.port} takes (its SIZE)",
+            temporary=False,
+            code=552,
+            command="MAIL",
+        )
+    return [f"SIZE={len(message)}"]
 
 
 def _command(verb: str, address: str, options: list[str]) -> bytes:
