@@ -371,6 +371,25 @@ def test_reply_to_mail_from_is_classified(smtp_server, reply, temporary, code):
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
+def test_recipients_over_the_relays_limit_get_the_message_in_further_transactions(
+    smtp_server, pipelining
+):
+    smtp_server.faults.recipient_limit = 2
+    recipients = [f"r{i}@example.org" for i in range(5)]
+
+    result = mailer_for(smtp_server, pipelining=pipelining).send(SENDER, recipients, MESSAGE)
+
+    assert result.accepted == tuple(recipients)
+    assert result.refused == {}
+    assert [m.recipients for m in smtp_server.messages] == [
+        tuple(recipients[:2]),
+        tuple(recipients[2:4]),
+        tuple(recipients[4:]),
+    ]
+    assert smtp_server.connections == 1
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
 def test_size_is_declared_and_a_message_over_the_relays_fails_before_its_upload(
     smtp_server, pipelining
 ):

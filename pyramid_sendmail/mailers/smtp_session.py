@@ -103,7 +103,27 @@ class SMTPSession(Session):
                 close_quietly(conn)
 
     def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
-        """Transmit one message; see :meth:`pyramid_sendmail.interfaces.IMailer.send`."""
+        """Transmit one message; see :meth:`pyramid_sendmail.interfaces.IMailer.send`.
+
+        Recipients that the relay refuses for their number (``452 4.5.3``)
+        get the message in further transactions on the connection (RFC
+        5321, 4.5.3.1.10); a failure of those leaves them refused as before.
+        """
+        result = self._send_one(sender, recipients, message)
+        accepted, refused = list(result.accepted), dict(result.refused)
+        while over := [r for r, reply in refused.items() if reply.too_many_recipients]:
+            try:
+                more = self._send_one(sender, over, message)
+            except MailDeliveryError:
+                break
+            accepted += more.accepted
+            refused = {r: reply for r, reply in refused.items() if r not in over}
+            refused.update(more.refused)
+        if len(accepted) == len(result.accepted):
+            return result
+        return SendResult(accepted=tuple(accepted), refused=refused)
+
+    def _send_one(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
         conn = self._connection()
         try:
             try:
