@@ -491,18 +491,19 @@ def _size_option(conn: smtplib.SMTP, message: bytes, mailer: Relay) -> list[str]
     """``SIZE=`` for a relay that offers SIZE (RFC 1870), so that it can
     refuse a message too large before the upload; a message over the limit
     the relay announced fails here, without a byte of it sent."""
-    if not conn.has_extn("size"):
+    announced = conn.esmtp_features.get("size")
+    if announced is None:
         return []
-    announced = conn.esmtp_features.get("size", "").strip()
-    if announced.isdigit() and 0 < int(announced) < len(message):
+    size = len(message)
+    if announced.isdigit() and 0 < int(announced) < size:
         raise MailDeliveryError(
-            f"the message is {len(message)} bytes, over the {announced} that "
+            f"the message is {size} bytes, over the {announced} that "
             f"{mailer.host}:{mailer.port} takes (its SIZE)",
             temporary=False,
             code=552,
             command="MAIL",
         )
-    return [f"SIZE={len(message)}"]
+    return [f"SIZE={size}"]
 
 
 def _command(verb: str, address: str, options: list[str]) -> bytes:
