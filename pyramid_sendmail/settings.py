@@ -88,7 +88,8 @@ class MailSettings:
         to_text,
         None,
         "string",
-        "The password for SMTP AUTH; never logged.",
+        "The password for SMTP AUTH; never logged. Any characters: credentials "
+        "that are not ASCII go as UTF-8, by AUTH PLAIN or LOGIN.",
     )
     tls: bool = _setting(
         to_bool,

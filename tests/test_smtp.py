@@ -201,6 +201,22 @@ def test_each_auth_mechanism_logs_in(smtp_server_factory, mechanism):
     assert server.messages[0].login == server.username
 
 
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_credentials_that_are_not_ascii_log_in_as_utf8(smtp_server_factory, capfd, mechanism):
+    # smtplib alone fails them with a UnicodeEncodeError before a byte is sent.
+    server = smtp_server_factory(starttls=True, auth=True, auth_mechanisms=(mechanism,))
+    server.username, server.password = "jörg@example.org", "pässwörd ✓"
+
+    mailer = tls_mailer_for(
+        server, tls=True, username=server.username, password=server.password, debug=2
+    )
+    mailer.send(SENDER, [BOB], MESSAGE)
+
+    assert server.messages[0].login == "jörg@example.org"
+    encoded = base64.b64encode("pässwörd ✓".encode()).decode()
+    assert encoded not in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("server_fixture", ["tls_smtp_server", "ssl_smtp_server"])
 @pytest.mark.parametrize("trusted", ["system CAs", "another CA"])
 def test_certificate_from_an_unknown_ca_is_refused(request, certificates, server_fixture, trusted):
@@ -310,6 +326,8 @@ def test_wrong_password_is_temporary_and_not_shown(tls_smtp_server):
     assert info.value.temporary
     assert isinstance(info.value, RelayUnavailable)
     assert info.value.code == 535
+    # The relay's own words, for the operator; never the password.
+    assert "535 5.7.8" in str(info.value)
     assert "not-the-password" not in str(info.value)
     assert tls_smtp_server.messages == []
 

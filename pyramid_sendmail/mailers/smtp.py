@@ -16,6 +16,7 @@ from zope.interface import implementer
 from ..exceptions import MailDeliveryError, RelayUnavailable
 from ..interfaces import ISMTPMailer
 from ..results import SendResult
+from .smtp_auth import login
 from .smtp_errors import classify
 from .smtp_io import read_directly
 from .smtp_pool import ConnectionPool
@@ -175,7 +176,7 @@ class SMTPMailer:
             if self.username:
                 # smtplib's debug output would print the encoded password.
                 conn.set_debuglevel(0)
-                conn.login(self.username, self.password or "")
+                login(conn, self.username, self.password or "")
                 conn.set_debuglevel(self.debug)
             read_directly(conn)
         except BaseException:

@@ -41,8 +41,9 @@ def classify(exc: BaseException, doing: str) -> MailDeliveryError:
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         # Even a 535 is temporary: the credentials are the application's
         # settings, not the message's fault, and they can be fixed.
+        reply = SMTPReply.of((exc.smtp_code, exc.smtp_error))
         return MailDeliveryError(
-            f"authentication failed: {exc.smtp_code}", temporary=True, code=exc.smtp_code
+            f"authentication failed: {reply}", temporary=True, code=exc.smtp_code
         )
     if isinstance(exc, smtplib.SMTPResponseException):
         return reply_error(SMTPReply.of((exc.smtp_code, exc.smtp_error)), doing)
