@@ -347,7 +347,8 @@ class QueueProcessor:
         report = functools.partial(self._report, counter)
         while True:
             batch = _Batch(claims, self.batch_size)
-            with session or self._session() as current:
+            current = session if session is not None else self._session()
+            with current:
                 current.send_many(batch, report)
             session = None
             if batch.taken < self.batch_size:
