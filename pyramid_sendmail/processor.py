@@ -129,13 +129,11 @@ class QueueProcessor:
         #: Counts of the last :meth:`process_once`, keyed by :data:`OUTCOMES`.
         self.last_pass: Counter[str] = Counter()
         self._count_lock = threading.Lock()
-        #: Messages of this pass that the delivery filter partly dropped:
-        #: counted as failed whatever becomes of the rest.
-        self._partly_dropped: set[str] = set()
-        #: Messages whose next batch of recipients is due at once (see
-        #: :meth:`_failed`), with the outcomes of their batches so far:
-        #: counted once, with their last batch.
-        self._batches: dict[str, tuple[str, ...]] = {}
+        #: What messages of this pass had before they are counted, added to
+        #: their count: ``failed`` for the recipients the delivery filter
+        #: dropped, and the outcomes of the batches of recipients sent so far
+        #: of a message whose next batch is due at once (see :meth:`_failed`).
+        self._carried: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def from_settings(
@@ -208,8 +206,7 @@ class QueueProcessor:
         """
         self.last_pass = Counter(dict.fromkeys(OUTCOMES + ALSO_COUNTED, 0))
         self.last_pass["recovered"] = self.queue.recover(self.clock())
-        self._partly_dropped.clear()
-        self._batches.clear()
+        self._carried.clear()
         handled = 0
         self._throttled.clear()
         if self.clock() < self.paused_until:
@@ -230,10 +227,12 @@ class QueueProcessor:
             # A pass that stopped early gives back what it listed and did
             # not take (a SQL queue claims when it lists).
             self.queue.release()
-            # Those whose next batch this pass did not reach wait in the queue.
-            for outcomes in self._batches.values():
-                self._tally((*outcomes, "deferred"))
-            self._batches.clear()
+            # Those whose next batch of recipients this pass did not reach
+            # (their earlier ones were sent) wait in the queue.
+            for outcomes in self._carried.values():
+                if "sent" in outcomes:
+                    self._tally((*outcomes, "deferred"))
+            self._carried.clear()
         return sum(self.last_pass[k] for k in OUTCOMES)
 
     @property
@@ -380,7 +379,7 @@ class QueueProcessor:
             # the claim times out and the message is tried again.
             log.exception("could not settle queued mail %s", entry.name)
             with self._count_lock:
-                self._partly_dropped.discard(entry.name)
+                self._carried.pop(entry.name, None)
         counter.add()
 
     def _claims(self, feed: _SharedFeed, counter: _Counter) -> Iterator[QueueEntry]:
@@ -430,7 +429,7 @@ class QueueProcessor:
                     self._count(entry, "failed")
                     return None
                 with self._count_lock:
-                    self._partly_dropped.add(entry.name)
+                    self._carried[entry.name] = ("failed",)
                 entry.envelope = entry.envelope.with_recipients(kept)
         if self.redirect is not None:
             # Applied to the claimed copy only: the file keeps what was
@@ -587,8 +586,7 @@ class QueueProcessor:
         if temporary:
             entry.envelope = original.with_recipients(temporary)
             over_limit = some_accepted and any(
-                reply is not None and reply.too_many_recipients
-                for reply in (refused[r] for r in temporary)
+                (reply := refused[r]) is not None and reply.too_many_recipients for r in temporary
             )
             retry_at = now if over_limit else now + self.backoff(age)
             self.queue.defer(entry, retry_at, _error_text(error, temporary, refused))
@@ -607,12 +605,9 @@ class QueueProcessor:
         accepted it. A message sent in batches of recipients is counted
         with its last batch, under the worst outcome of them all."""
         with self._count_lock:
-            if entry.name in self._partly_dropped:
-                self._partly_dropped.discard(entry.name)
-                outcomes += ("failed",)
-            outcomes += self._batches.pop(entry.name, ())
+            outcomes += self._carried.pop(entry.name, ())
             if "next batch" in outcomes:
-                self._batches[entry.name] = tuple(k for k in outcomes if k != "next batch")
+                self._carried[entry.name] = tuple(k for k in outcomes if k != "next batch")
                 return
             self._tally(outcomes)
 
@@ -641,10 +636,9 @@ def _connected(sessions: list[SMTPSession]) -> list[SMTPSession]:
         return sessions
     refused = next(s.open_error for s in sessions if s.open_error is not None)
     log.warning(
-        "the relay took %d of %d connections; sending over %d (%s)",
+        "the relay took %d of %d connections (%s); sending over those",
         len(connected),
         len(sessions),
-        len(connected),
         refused,
     )
     return connected
